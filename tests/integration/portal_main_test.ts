@@ -1,0 +1,279 @@
+/**
+ * `main.ts` as a subprocess against the stub portal: start-up, health endpoints, fatal portal errors
+ * with exit code 1, signals with exit code 0, environment variables.
+ */
+import assert from "node:assert/strict";
+import { StubPortal } from "../_helpers/stub_portal.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const INIT_FIXTURE = `${ROOT}tests/fixtures/portal/derived/ingress_init_1.json`;
+
+Deno.test("main.ts against scripts/stub_portal.ts: connects, joins, serves /healthz and /readyz, exits 1 on init without data plane", async () => {
+  const stub = spawn(["run", "-A", "scripts/stub_portal.ts", "--quiet"], {});
+  try {
+    const first = await stub.readLine();
+    const { listening: port } = JSON.parse(first) as { listening: number };
+    const control = `http://127.0.0.1:${port}/_stub`;
+    const healthPort = freePort();
+    const gw = spawn(
+      [
+        "run",
+        "-A",
+        "main.ts",
+        "secret-token-123",
+        "--no-check",
+        "-u",
+        `ws://127.0.0.1:${port}`,
+        "--health-check-addr",
+        `127.0.0.1:${healthPort}`,
+      ],
+      { FIREZONE_ID: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", RUST_LOG: "info", NO_COLOR: "1" },
+    );
+    try {
+      const state = await poll(async () => {
+        const s = await (await fetch(`${control}/state`)).json();
+        return s.connections[0]?.joined ? s : null;
+      }, "join");
+      const upgrade = state.upgrades[0];
+      assert.equal(upgrade.path, "/gateway/websocket");
+      const params = new Map(upgrade.params as [string, string][]);
+      assert.equal(params.get("token"), "secret-token-123");
+      assert.equal(
+        params.get("external_id"),
+        await sha256Hex("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"),
+        "UUID ids are hashed",
+      );
+      assert.match(params.get("public_key")!, /^[A-Za-z0-9+/]{43}=$/);
+      assert.match(
+        new Map(upgrade.headers as [string, string][]).get("user-agent")!,
+        /^\S+\/\S+ connlib\/1\.4\.16 \(/,
+      );
+      assert.equal(state.connections[0].received[0].event, "phx_join");
+
+      const health = await fetch(`http://127.0.0.1:${healthPort}/healthz`);
+      assert.equal(health.status, 200);
+      assert.equal(await health.text(), "");
+      const ready = await fetch(`http://127.0.0.1:${healthPort}/readyz`);
+      assert.equal(ready.status, 503);
+      assert.match((await ready.json()).reason, /^data plane not available in this build/);
+
+      const init = JSON.parse(await Deno.readTextFile(INIT_FIXTURE));
+      const pushed = await fetch(`${control}/push`, { method: "POST", body: JSON.stringify(init) });
+      assert.equal(pushed.status, 204);
+      const { code, stdout } = await gw.finish(10_000);
+      assert.equal(code, 1);
+      assert.match(stdout, /INFO fz_gateway::gateway_app: Connected to portal/);
+      assert.match(stdout, /INFO fz_gateway::portal: Joined gateway room on portal/);
+      assert.match(stdout, /Received init from portal ipv4=100\.115\.164\.78/);
+      assert.match(
+        stdout,
+        /ERROR fz_gateway::gateway_app: Failed to start Gateway: Cannot handle "init" from the portal: data plane not available in this build/,
+      );
+      assert.ok(!stdout.includes("secret-token-123"), "the token never reaches the logs");
+    } finally {
+      gw.kill();
+      await gw.finish(5_000).catch(() => {});
+    }
+  } finally {
+    stub.kill("SIGTERM");
+    await stub.finish(5_000).catch(() => {});
+  }
+});
+
+Deno.test("main.ts exits 1 with an operator message for fatal portal errors", async () => {
+  const cases: [string, (s: StubPortal) => void, RegExp][] = [
+    [
+      "401",
+      (s) => s.refuseNext(401, "Invalid token"),
+      /The portal rejected the token \(HTTP 401 - Invalid token\)\. Check FIREZONE_TOKEN/,
+    ],
+    ["403", (s) => s.refuseNext(403, "Forbidden"), /refused this gateway \(HTTP 403 - Forbidden\)/],
+    [
+      "422",
+      (s) => s.refuseNext(422, "Invalid or missing connection parameters"),
+      /rejected the connection parameters \(HTTP 422/,
+    ],
+    [
+      "join error",
+      (s) => s.joinReply = { error: "disabled" },
+      /refused to let this gateway join the "gateway" channel \(reason: disabled\)/,
+    ],
+    [
+      "token_expired",
+      (s) => s.onJoin = (c) => c.push("disconnect", { reason: "token_expired" }),
+      /token expired\. Create a new token/,
+    ],
+  ];
+  for (const [name, arrange, message] of cases) {
+    const stub = StubPortal.start();
+    try {
+      arrange(stub);
+      const gw = spawn(
+        [
+          "run",
+          "-A",
+          "main.ts",
+          "--no-check",
+          "-u",
+          stub.url,
+          "--health-check-addr",
+          `127.0.0.1:${freePort()}`,
+        ],
+        { FIREZONE_TOKEN: "tkn", FIREZONE_ID: "id", RUST_LOG: "warn", NO_COLOR: "1" },
+      );
+      const { code, stdout } = await gw.finish(10_000);
+      assert.equal(code, 1, `${name}: ${stdout}`);
+      assert.match(
+        stdout,
+        new RegExp(`ERROR fz_gateway::gateway_app: Failed to start Gateway: .*${message.source}`),
+        name,
+      );
+      assert.equal(stub.upgrades.length, 1, `${name}: no retry`);
+    } finally {
+      await stub.stop();
+    }
+  }
+});
+
+Deno.test("main.ts takes its configuration from the environment, logs JSON, and exits 0 on SIGTERM and SIGINT", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fz_portal_main_" });
+  await Deno.writeTextFile(`${dir}/token`, "file-token\n");
+  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+      const stub = StubPortal.start();
+      try {
+        const gw = spawn(["run", "-A", "main.ts", "--no-check"], {
+          FIREZONE_TOKEN: `${dir}/token`,
+          FIREZONE_API_URL: stub.url,
+          FIREZONE_NAME: "env name",
+          FIREZONE_ID: "plain-id",
+          FIREZONE_NO_TELEMETRY: "true",
+          FIREZONE_LOG_FORMAT: "json",
+          HEALTH_CHECK_ADDR: `127.0.0.1:${(busy.addr as Deno.NetAddr).port}`,
+          FZ_LOG: "info",
+          RUST_LOG: "off",
+        });
+        await stub.waitFor(() => stub.last?.joined, 10_000, "join");
+        const params = new Map(stub.upgrades[0]!.params);
+        assert.equal(params.get("token"), "file-token");
+        assert.equal(params.get("name"), "env name");
+        assert.equal(params.get("external_id"), "plain-id");
+        gw.kill(signal);
+        const { code, stdout } = await gw.finish(8_000);
+        assert.equal(code, 0, stdout);
+        const lines = stdout.trim().split("\n").map((l) => JSON.parse(l));
+        const messages = lines.map((l) => l.fields.message as string);
+        assert.ok(
+          messages.includes(
+            signal === "SIGTERM" ? "Received SIGTERM, goodbye!" : "Received CTRL+C, goodbye!",
+          ),
+        );
+        const warn = lines.find((l) => l.fields.message === "Failed to start health check server");
+        assert.ok(warn && warn.level === "WARN", "a busy health port is a WARN, not fatal");
+        await stub.waitFor(() => stub.last!.closeCode !== null, 2_000, "close");
+      } finally {
+        await stub.stop();
+      }
+    }
+  } finally {
+    busy.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("main.ts exits 2 with one line for a bad environment value", async () => {
+  const gw = spawn(["run", "-A", "main.ts", "tok"], { FIREZONE_NO_TELEMETRY: "1" });
+  const { code, stdout, stderr } = await gw.finish(10_000);
+  assert.equal(code, 2);
+  assert.equal(stdout, "");
+  assert.equal(
+    stderr,
+    'error: invalid value "1" for --no-telemetry (env FIREZONE_NO_TELEMETRY): expected true or false\n',
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
+
+interface Spawned {
+  readLine(): Promise<string>;
+  kill(signal?: Deno.Signal): void;
+  finish(timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }>;
+}
+
+function spawn(args: string[], env: Record<string, string>): Spawned {
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: ROOT,
+    env: { ...env, NO_COLOR: env.NO_COLOR ?? "1" },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const decoder = new TextDecoder();
+  let out = "";
+  let err = "";
+  const reading = (async () => {
+    for await (const chunk of child.stdout) out += decoder.decode(chunk, { stream: true });
+  })();
+  const readingErr = (async () => {
+    for await (const chunk of child.stderr) err += decoder.decode(chunk, { stream: true });
+  })();
+  let status: Promise<Deno.CommandStatus> | null = null;
+  const statusOnce = () => status ??= child.status;
+  return {
+    async readLine() {
+      await poll(() => Promise.resolve(out.includes("\n") ? true : null), "first line");
+      return out.slice(0, out.indexOf("\n"));
+    },
+    kill(signal: Deno.Signal = "SIGKILL") {
+      try {
+        child.kill(signal);
+      } catch { /* already exited */ }
+    },
+    async finish(timeoutMs: number) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<never>((_, reject) =>
+        timer = setTimeout(() => {
+          try {
+            child.kill("SIGKILL");
+          } catch { /* gone */ }
+          reject(new Error(`process did not exit within ${timeoutMs} ms; stdout: ${out}; stderr: ${err}`));
+        }, timeoutMs)
+      );
+      try {
+        const s = await Promise.race([statusOnce(), timeout]);
+        await reading;
+        await readingErr;
+        return { code: s.code, stdout: out, stderr: err };
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+async function poll<T>(probe: () => Promise<T | null>, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== null) return v;
+    } catch { /* not up yet */ }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
