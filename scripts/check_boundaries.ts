@@ -29,7 +29,8 @@ const FORBIDDEN: ReadonlyArray<[RegExp, string]> = [
   [/\bcrypto\s*\.\s*(getRandomValues|randomUUID)\s*\(/, "uses Web Crypto randomness; take an Rng"],
 ];
 
-const IMPORT_RE = /(?:\bimport\b|\bexport\b)[^;]*?\bfrom\s*(["'])([^"']+)\1|\bimport\s*\(\s*(["'])([^"']+)\3\s*\)/g;
+const IMPORT_RE =
+  /(?:\bimport\b|\bexport\b)[^;]*?\bfrom\s*(["'])([^"']+)\1|\bimport\s*\(\s*(["'])([^"']+)\3\s*\)/g;
 
 /** True for files under `src/` that must stay free of I/O. Paths are relative to the repo root. */
 export function isPureModule(relPath: string): boolean {
@@ -56,7 +57,12 @@ export function findViolations(relPath: string, source: string): Violation[] {
     if (target === null) continue;
     if (target.startsWith("ffi/") || target.startsWith("src/io/")) {
       const line = source.slice(0, m.index).split("\n").length;
-      out.push({ file: relPath, line, rule: `imports ${target} (pure modules must not reach the OS layer)`, text: m[0] });
+      out.push({
+        file: relPath,
+        line,
+        rule: `imports ${target} (pure modules must not reach the OS layer)`,
+        text: m[0],
+      });
     }
   }
   return out;
