@@ -24,6 +24,7 @@ import {
 } from "./src/config.ts";
 import { CryptoRng } from "./src/io/crypto_rng.ts";
 import { runGateway } from "./src/io/gateway_app.ts";
+import { runStandalone, type StandaloneOptions } from "./src/io/standalone_app.ts";
 import { installLogging } from "./src/io/log_sink.ts";
 import { hasNecessaryPermissions, PERMISSION_ERROR_MESSAGE } from "./src/io/permissions.ts";
 import { onShutdownSignal } from "./src/io/signals.ts";
@@ -59,6 +60,8 @@ check; 2 for usage errors.`;
 export interface CliRuntime {
   /** Runs portal mode with a validated configuration; resolves with the exit code. */
   readonly portal: (config: Config) => Promise<number>;
+  /** Runs standalone mode; resolves with the exit code. */
+  readonly standalone: (options: StandaloneOptions) => Promise<number>;
   /** Hostname, randomness, token-file lookup and environment for {@link resolveConfig}. */
   readonly context: Omit<ConfigContext, "sources">;
   readonly writeOut: (text: string) => void;
@@ -79,6 +82,9 @@ export function buildCli(runtime: CliRuntime): { program: Command; exitCode: () 
     .version(VERSION_TEXT, "-V, --version", "Print the version")
     .helpOption("-h, --help", "Print help")
     .exitOverride()
+    // Options after a subcommand name belong to the subcommand (standalone has its own
+    // --health-check-addr and --log-format).
+    .enablePositionalOptions()
     .configureOutput({
       writeOut: runtime.writeOut,
       writeErr: runtime.writeErr,
@@ -183,7 +189,60 @@ export function buildCli(runtime: CliRuntime): { program: Command; exitCode: () 
       exitCode = await runtime.portal(config);
     });
 
+  program
+    .command("standalone")
+    .description(
+      "Run as a plain WireGuard peer configured by a wg-quick style file, without the portal.\n" +
+        "Uses the same data path as portal mode; any WireGuard client can connect.",
+    )
+    .requiredOption("-c, --config <FILE>", "wg-quick style configuration ([Interface] and [Peer] sections)")
+    .addOption(
+      new Option(
+        "--health-check-addr <IP:PORT>",
+        "Serve /healthz, /metrics and /metrics/loop-lag here (default: no health server)",
+      ),
+    )
+    .addOption(
+      new Option("--log-format <FORMAT>", "Log line format: human or json").env("FIREZONE_LOG_FORMAT")
+        .choices(["human", "json"]).default("human"),
+    )
+    .addOption(
+      new Option("--no-offload", "Disable TUN offloads (TSO/USO and write coalescing); for debugging"),
+    )
+    .addHelpText(
+      "after",
+      `
+Configuration keys: [Interface] PrivateKey, ListenPort, Address, MTU (default 1280), Name (TUN name,
+default tun-fz0); [Peer] PublicKey, PresharedKey, AllowedIPs, Endpoint, PersistentKeepalive.
+Like wg-quick, Address goes on the TUN device and every AllowedIPs network is routed into it
+(except /0 routes). Logs: RUST_LOG / FZ_LOG as in portal mode. Crypto: FZ_CRYPTO=openssl|noble.`,
+    )
+    .action(async (opts: Record<string, unknown>) => {
+      exitCode = await runtime.standalone({
+        configPath: opts.config as string,
+        healthCheckAddr: (opts.healthCheckAddr as string | undefined) ?? null,
+        logFormat: opts.logFormat as "human" | "json",
+        offload: opts.offload !== false,
+        logFilter: standaloneLogFilter(runtime.context.env),
+      });
+    });
+
   return { program, exitCode: () => exitCode };
+}
+
+/**
+ * Standalone mode is run by hand more often than not, so it logs at INFO unless `RUST_LOG` or
+ * `FZ_LOG` says otherwise (portal mode keeps upstream's errors-only default).
+ */
+function standaloneLogFilter(env: Readonly<Record<string, string | undefined>>): {
+  RUST_LOG?: string;
+  FZ_LOG?: string;
+} {
+  if (env.RUST_LOG === undefined && env.FZ_LOG === undefined) return { FZ_LOG: "info" };
+  const out: { RUST_LOG?: string; FZ_LOG?: string } = {};
+  if (env.RUST_LOG !== undefined) out.RUST_LOG = env.RUST_LOG;
+  if (env.FZ_LOG !== undefined) out.FZ_LOG = env.FZ_LOG;
+  return out;
 }
 
 /** Parses `argv` (without the program name) and runs; resolves with the exit code. */
@@ -207,6 +266,7 @@ export function processRuntime(): CliRuntime {
   const encoder = new TextEncoder();
   return {
     portal: runPortalMode,
+    standalone: runStandaloneMode,
     context: {
       env: Deno.env.toObject(),
       hostname: readHostname(),
@@ -237,6 +297,12 @@ async function runPortalMode(config: Config): Promise<number> {
     version: VERSION,
     onShutdownSignal: (handler) => onShutdownSignal(handler),
   });
+}
+
+/** Standalone mode in this process: logging, then {@link runStandalone}. */
+async function runStandaloneMode(options: StandaloneOptions): Promise<number> {
+  installLogging({ format: options.logFormat, filter: buildLogFilter(options.logFilter).filter });
+  return await runStandalone(options);
 }
 
 /** The content of `path` if it is an existing regular file, null otherwise. */

@@ -4,6 +4,7 @@
  * - `GET`/`HEAD /healthz` → 200 with an empty body, always (upstream's predicate is constant true);
  * - `GET`/`HEAD /readyz` → 200 `{"ready":true}` when the portal channel is joined and the TUN device
  *   is up, else 503 `{"ready":false,"reason":"..."}`;
+ * - optionally `GET /metrics` and `GET /metrics/loop-lag` (JSON, see {@link HealthExtras});
  * - other methods on those paths → 405 with `Allow: GET, HEAD`; other paths → 404.
  *
  * @module
@@ -16,9 +17,20 @@ export type Readiness = { readonly ready: true } | { readonly ready: false; read
 
 const ALLOW = "GET, HEAD";
 
+/** Optional JSON endpoints for operators and the benchmark. */
+export interface HealthExtras {
+  /** `GET /metrics`: counters of the data path. */
+  readonly metrics?: () => unknown;
+  /** `GET /metrics/loop-lag`: main-thread timer lateness since the last read. */
+  readonly loopLag?: () => unknown;
+}
+
 /** Builds the app; `readiness` is called on every `/readyz` request. */
-export function createHealthApp(readiness: () => Readiness): Hono {
+export function createHealthApp(readiness: () => Readiness, extras: HealthExtras = {}): Hono {
   const app = new Hono();
+  const { metrics, loopLag } = extras;
+  if (metrics) app.get("/metrics", (c) => c.json(metrics()));
+  if (loopLag) app.get("/metrics/loop-lag", (c) => c.json(loopLag()));
   app.get("/healthz", (c) => c.body(null, 200));
   app.get("/readyz", (c) => {
     const r = readiness();

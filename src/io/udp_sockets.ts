@@ -752,6 +752,8 @@ export interface UdpSocketsOptions {
   ipv6?: string | null;
   /** Default 52625, falling back to port 0. */
   port?: number;
+  /** When binding `port` fails, bind port 0 instead (default true). */
+  fallbackToAnyPort?: boolean;
   mark?: number | null;
   sendBufferBytes?: number;
   recvBufferBytes?: number;
@@ -781,6 +783,7 @@ export class UdpSockets {
   static bind(options: UdpSocketsOptions = {}): UdpSockets {
     const common = {
       ...(options.port !== undefined ? { port: options.port } : {}),
+      ...(options.fallbackToAnyPort !== undefined ? { fallbackToAnyPort: options.fallbackToAnyPort } : {}),
       ...(options.mark !== undefined ? { mark: options.mark } : {}),
       ...(options.sendBufferBytes !== undefined ? { sendBufferBytes: options.sendBufferBytes } : {}),
       ...(options.recvBufferBytes !== undefined ? { recvBufferBytes: options.recvBufferBytes } : {}),

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type CliRuntime, main, VERSION_TEXT } from "../../../main.ts";
 import type { Config } from "../../../src/config.ts";
+import type { StandaloneOptions } from "../../../src/io/standalone_app.ts";
 import { SeededRng } from "../../../src/rng.ts";
 import denoJson from "../../../deno.json" with { type: "json" };
 
@@ -8,16 +9,21 @@ function runtime(env: Record<string, string> = {}) {
   const out: string[] = [];
   const err: string[] = [];
   const configs: Config[] = [];
+  const standalone: StandaloneOptions[] = [];
   const rt: CliRuntime = {
     portal: (config) => {
       configs.push(config);
+      return Promise.resolve(0);
+    },
+    standalone: (options) => {
+      standalone.push(options);
       return Promise.resolve(0);
     },
     context: { env, hostname: "host", rng: new SeededRng(1), readTokenFile: () => null },
     writeOut: (t) => out.push(t),
     writeErr: (t) => err.push(t),
   };
-  return { rt, out, err, configs };
+  return { rt, out, err, configs, standalone };
 }
 
 Deno.test("main --help lists every flag and environment variable and exits 0", async () => {
@@ -118,4 +124,34 @@ Deno.test("main hands a validated configuration to portal mode and returns its e
   assert.equal(c.firezoneId, "id1");
   assert.equal(c.checkPermissions, false);
   assert.equal(c.noTelemetry, true);
+});
+
+Deno.test("main standalone --config parses its options and defaults to INFO logs", async () => {
+  const { rt, standalone, configs } = runtime();
+  assert.equal(
+    await main(["standalone", "--config", "/etc/fz/wg0.conf", "--health-check-addr", "127.0.0.1:9"], rt),
+    0,
+  );
+  assert.equal(configs.length, 0);
+  assert.deepEqual(standalone, [{
+    configPath: "/etc/fz/wg0.conf",
+    healthCheckAddr: "127.0.0.1:9",
+    logFormat: "human",
+    offload: true,
+    logFilter: { FZ_LOG: "info" },
+  }]);
+});
+
+Deno.test("main standalone without --config is a usage error (exit 2)", async () => {
+  const { rt, err } = runtime({ RUST_LOG: "debug" });
+  assert.equal(await main(["standalone"], rt), 2);
+  assert.match(err.join(""), /--config/);
+});
+
+Deno.test("main standalone --no-offload and RUST_LOG are passed on", async () => {
+  const { rt, standalone } = runtime({ RUST_LOG: "debug" });
+  assert.equal(await main(["standalone", "-c", "x.conf", "--no-offload", "--log-format", "json"], rt), 0);
+  assert.equal(standalone[0]!.offload, false);
+  assert.equal(standalone[0]!.logFormat, "json");
+  assert.deepEqual(standalone[0]!.logFilter, { RUST_LOG: "debug" });
 });
