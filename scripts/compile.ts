@@ -45,6 +45,9 @@ const compileArgs = [
   "compile",
   "--allow-all",
   ...(target === null ? [] : ["--target", target]),
+  // The packet worker is loaded with `new Worker(new URL(...))`, which the module graph does not see.
+  "--include",
+  "src/io/packet_worker.ts",
   "--output",
   output,
   "main.ts",
