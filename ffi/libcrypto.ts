@@ -139,7 +139,12 @@ interface AddressEntry {
   base: number;
   lastAddr: number;
   lastPtr: bigint;
+  /** BigInt per byte offset seen in this buffer (packet arenas use a bounded set of offsets). */
+  readonly byOffset: Map<number, bigint>;
 }
+
+/** Offsets cached per buffer before the cache is reset (bounds memory for buffers used at random offsets). */
+const MAX_CACHED_OFFSETS = 16_384;
 
 /**
  * Keyed on the ArrayBuffer object (backing stores do not move), so a different buffer never reuses a
@@ -154,8 +159,8 @@ const addresses = new WeakMap<ArrayBufferLike, AddressEntry>();
  * parameter passed a BigInt from this cache: ~1.10 µs/seal and 21 scavenges; a "buffer" parameter
  * passed a fresh `subarray` view: ~1.24 µs and 52 scavenges. A plain number for a "usize" parameter is
  * accepted but leaves V8's fast-call path (~140 ns per call instead of ~25 ns), so it is not used.
- * The last pointer per buffer is kept, so a caller that reuses a buffer at a fixed headroom offset
- * (the data path) allocates nothing; any other offset costs one small BigInt.
+ * One BigInt per (buffer, offset) is kept, so a caller that reuses packet arenas (the data path)
+ * allocates nothing in the steady state; a new offset costs one small BigInt once.
  *
  * Reading `buf.buffer` first also makes V8 move a small on-heap typed array's data to a fixed
  * off-heap backing store before its address is taken.
@@ -165,13 +170,22 @@ function dataAddress(buf: Uint8Array, off: number): bigint {
   let entry = addresses.get(ab);
   if (entry === undefined) {
     const base = Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf))) - buf.byteOffset;
-    entry = { base, lastAddr: -1, lastPtr: 0n };
+    entry = { base, lastAddr: -1, lastPtr: 0n, byOffset: new Map() };
     addresses.set(ab, entry);
   }
-  const addr = entry.base + buf.byteOffset + off;
+  const rel = buf.byteOffset + off;
+  const addr = entry.base + rel;
   if (addr !== entry.lastAddr) {
+    // Packet arenas are used at a bounded set of slot offsets: keep one BigInt per offset so the
+    // steady state allocates nothing even when consecutive packets sit in different slots.
+    let ptr = entry.byOffset.get(rel);
+    if (ptr === undefined) {
+      if (entry.byOffset.size >= MAX_CACHED_OFFSETS) entry.byOffset.clear();
+      ptr = BigInt(addr);
+      entry.byOffset.set(rel, ptr);
+    }
     entry.lastAddr = addr;
-    entry.lastPtr = BigInt(addr);
+    entry.lastPtr = ptr;
   }
   return entry.lastPtr;
 }

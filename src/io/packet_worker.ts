@@ -75,8 +75,10 @@ function run(setup: WorkerSetup): void {
           else if (m.type === "stats") post({ type: "stats", stats: collectStats(loop, tun, udp!, core) });
         }
       },
+      // Whole milliseconds: a fractional `now` is a heap-allocated double wherever V8 cannot keep it
+      // unboxed, which showed up as garbage on the per-packet path; integer ms stay small integers.
       clock: () => {
-        const t = performance.now();
+        const t = Math.floor(performance.now());
         if (t - lastStats >= STATS_INTERVAL_MS) {
           lastStats = t;
           post({ type: "stats", stats: collectStats(loop, tun, udp!, core) });
