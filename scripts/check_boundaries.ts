@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console
 /**
  * Fails when a pure module touches the OS.
  *

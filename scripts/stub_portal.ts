@@ -2,7 +2,7 @@
  * Runs the stub portal (`tests/_helpers/stub_portal.ts`) on 127.0.0.1 for manual runs and the
  * start-up test.
  *
- *   ./scripts/deno run -A scripts/stub_portal.ts [--port N] [--join ok|none|error:REASON]
+ *   ./scripts/deno run -A scripts/stub_portal.ts [--port N] [--hostname IP] [--join ok|none|error:REASON]
  *       [--init FILE] [--refuse STATUS]... [--quiet]
  *
  * The first stdout line is JSON `{"listening":<port>,"url":"ws://127.0.0.1:<port>"}`; then one line
@@ -23,6 +23,7 @@ function usage(message: string): never {
 
 const args = [...Deno.args];
 let port = 0;
+let hostname = "127.0.0.1";
 let joinReply: JoinReply = "ok";
 let initFrame: { event: string; payload: unknown; topic?: string } | null = null;
 let quiet = false;
@@ -33,6 +34,9 @@ while (args.length > 0) {
   switch (arg) {
     case "--port":
       port = Number(value());
+      break;
+    case "--hostname":
+      hostname = value();
       break;
     case "--join": {
       const v = value();
@@ -61,6 +65,7 @@ const encoder = new TextEncoder();
 const print = (line: string) => Deno.stdout.writeSync(encoder.encode(`${line}\n`));
 const portal = StubPortal.start({
   port,
+  hostname,
   joinReply,
   ...(quiet ? {} : { log: print }),
   onJoin: (conn) => {

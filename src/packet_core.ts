@@ -11,7 +11,7 @@
  * @module
  */
 
-import type { NetAddr } from "./wire/net_addr.ts";
+import type { PeerAddrView } from "./p2p/peer_addr.ts";
 
 /** Headroom the core needs in front of a TUN packet: 4 (ChannelData) + 16 (WireGuard data header). */
 export const CORE_HEADROOM = 20;
@@ -41,9 +41,9 @@ export class CoreOut {
   off = 0;
   len = 0;
   /** Destination of a `ToNetwork` output (owned by the core; copy before the next call if kept). */
-  dst: NetAddr | null = null;
+  dst: PeerAddrView | null = null;
   /** Explicit source address of a `ToNetwork` output, or null for the kernel's choice. */
-  src: NetAddr | null = null;
+  src: PeerAddrView | null = null;
   dropLayer: DropLayer = DropLayer.Core;
   dropReason = 0;
 
@@ -60,12 +60,14 @@ export class CoreOut {
 /** A datagram the core wants sent, produced off the data path (handshakes, STUN, keepalives). */
 export interface CoreTransmit {
   readonly payload: Uint8Array;
-  readonly dst: NetAddr;
-  readonly src: NetAddr | null;
+  readonly dst: PeerAddrView;
+  readonly src: PeerAddrView | null;
 }
 
 /** The sans-IO core driven by the packet worker. */
 export interface PacketCore {
+  /** Our WireGuard static public key. */
+  readonly publicKey: Uint8Array;
   /**
    * Hot path: a datagram `buf[off, off + len)` from `from` arrived on local address `local`.
    * The core may decrypt in place.
@@ -74,8 +76,8 @@ export interface PacketCore {
     buf: Uint8Array,
     off: number,
     len: number,
-    from: NetAddr,
-    local: NetAddr,
+    from: PeerAddrView,
+    local: PeerAddrView,
     out: CoreOut,
     now: number,
   ): CoreResult;

@@ -160,6 +160,7 @@ export class GatewayApp {
         privateKey,
         nameservers,
         validateChecksums: config.validateChecksums,
+        logFormat: this.#options.config.logFormat,
       });
       this.#tunnel.setEventListener((event) => this.#onTunnelEvent(event));
     } catch (e) {

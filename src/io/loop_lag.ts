@@ -43,7 +43,12 @@ export class LoopLagMonitor {
     const sorted = Array.from(this.#lateness.subarray(0, n)).sort((a, b) => a - b);
     this.#count = 0;
     const pick = (q: number) => n === 0 ? 0 : round(sorted[Math.min(n - 1, Math.floor(q * n))]!);
-    return { samples: n, "p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": n === 0 ? 0 : round(sorted[n - 1]!) };
+    return {
+      samples: n,
+      "p50_ms": pick(0.5),
+      "p99_ms": pick(0.99),
+      "max_ms": n === 0 ? 0 : round(sorted[n - 1]!),
+    };
   }
 }
 

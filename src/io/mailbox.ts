@@ -7,11 +7,16 @@
  * ring when the eventfd is readable. Messages are control-plane sized (portal messages); the ring
  * refuses a message that does not fit rather than blocking.
  *
+ * Besides plain JSON, messages may hold `Uint8Array`s (keys) and {@link Secret}s (passwords, PSKs):
+ * they cross as tagged objects and arrive as the same types, so secrets stay wrapped on both sides.
+ *
  * Layout: `Int32Array` header [head, tail] (byte offsets, monotonically increasing modulo 2^31 are
  * avoided by wrapping at the capacity), followed by `capacity` data bytes.
  *
  * @module
  */
+
+import { Secret } from "../log.ts";
 
 const HEADER_INTS = 4; // head, tail, dropped, reserved
 const HEAD = 0;
@@ -48,7 +53,7 @@ export class Mailbox {
 
   /** Producer: appends one JSON-serialisable message. Returns false when it does not fit. */
   send(message: unknown): boolean {
-    const body = this.#encoder.encode(JSON.stringify(message));
+    const body = this.#encoder.encode(JSON.stringify(message, replacer));
     const need = LEN_BYTES + body.length;
     const head = Atomics.load(this.#ctl, HEAD);
     const tail = Atomics.load(this.#ctl, TAIL);
@@ -77,7 +82,7 @@ export class Mailbox {
       head = (head + LEN_BYTES) % this.#capacity;
       const body = this.#read(head, len);
       head = (head + len) % this.#capacity;
-      out.push(JSON.parse(this.#decoder.decode(body)));
+      out.push(JSON.parse(this.#decoder.decode(body), reviver));
     }
     Atomics.store(this.#ctl, HEAD, head);
     return out;
@@ -97,4 +102,25 @@ export class Mailbox {
     if (first < len) out.set(this.#data.subarray(0, len - first), first);
     return out;
   }
+}
+
+/** JSON replacer: `Uint8Array` → `{"$b64": ...}`, `Secret` → `{"$secret": <encoded value>}`. */
+function replacer(this: unknown, key: string, value: unknown): unknown {
+  const original = (this as Record<string, unknown>)[key];
+  if (original instanceof Secret) return { $secret: encodeValue(original.expose()) };
+  return encodeValue(value);
+}
+
+function encodeValue(value: unknown): unknown {
+  if (value instanceof Uint8Array) return { $b64: value.toBase64() };
+  return value;
+}
+
+function reviver(_key: string, value: unknown): unknown {
+  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    const o = value as Record<string, unknown>;
+    if (typeof o.$b64 === "string" && Object.keys(o).length === 1) return Uint8Array.fromBase64(o.$b64);
+    if ("$secret" in o && Object.keys(o).length === 1) return new Secret(o.$secret);
+  }
+  return value;
 }

@@ -16,7 +16,7 @@ import type { EventFd } from "../../ffi/poll.ts";
 import { PollSet } from "../../ffi/poll.ts";
 import { logger } from "../log.ts";
 import { CoreOut, CoreResult, type PacketCore } from "../packet_core.ts";
-import { NetAddr } from "../wire/net_addr.ts";
+import { PeerAddrView } from "../p2p/peer_addr.ts";
 import { PacketArena, TUN_HEADROOM, TUN_TAILROOM } from "./packet_arena.ts";
 import { TunDevice } from "./tun_device.ts";
 import { type UdpRecvBatch, UdpSendBatch, type UdpSockets } from "./udp_sockets.ts";
@@ -65,6 +65,8 @@ export interface PacketLoopOptions {
   drainMailbox: () => unknown[];
   /** Monotonic clock in ms. */
   clock: () => number;
+  /** Called once per wake-up after timers (drain the core's events here). */
+  onWake?: (now: number) => void;
 }
 
 /** The synchronous packet loop of the worker. */
@@ -96,8 +98,8 @@ export class PacketLoop {
   readonly #oneOffset = new Uint32Array(1);
   readonly #oneLength = new Uint32Array(1);
   readonly #out = new CoreOut();
-  readonly #from = new NetAddr();
-  readonly #local = new NetAddr();
+  readonly #from = new PeerAddrView();
+  readonly #local = new PeerAddrView();
   #stopped = false;
 
   constructor(options: PacketLoopOptions) {
@@ -161,6 +163,7 @@ export class PacketLoop {
       }
       if (core.pollTimeout() <= now) core.handleTimeout(now);
       this.#flushControlTransmits();
+      this.#opts.onWake?.(now);
     }
   }
 
@@ -170,6 +173,7 @@ export class PacketLoop {
     if (messages.length === 0) return;
     this.stats[LoopStat.ControlMessages]! += messages.length;
     this.#opts.onControl(messages);
+    this.#flushControlTransmits();
   }
 
   /** Hot path: one UDP batch through the core. Returns the number of datagrams. */
@@ -187,8 +191,8 @@ export class PacketLoop {
     let tunCount = 0;
     for (let i = 0; i < n; i++) {
       const family = rx.family[i] === 4 ? 4 : 6;
-      from.set(family, addr, rx.srcAddrOff[i]!, rx.srcPort[i]!);
-      local.set(family, addr, rx.dstAddrOff[i]!, rx.localPort[i]!);
+      from.setBytes(addr, rx.srcAddrOff[i]!, family, rx.srcPort[i]!);
+      local.setBytes(addr, rx.dstAddrOff[i]!, family, rx.localPort[i]!);
       const r = core.handleDatagram(bytes, rx.offset[i]!, rx.length[i]!, from, local, out, now);
       if (r === CoreResult.ToTun) {
         if (out.buf === bytes) {
@@ -283,7 +287,7 @@ export class PacketLoop {
     this.#queueBytes(out.buf, out.off, out.len, dst, out.src);
   }
 
-  #queueBytes(buf: Uint8Array, off: number, len: number, dst: NetAddr, src: NetAddr | null): void {
+  #queueBytes(buf: Uint8Array, off: number, len: number, dst: PeerAddrView, src: PeerAddrView | null): void {
     const arena = this.#control;
     if (len > arena.slotSize) return;
     if (this.#controlNext === CONTROL_SLOTS) {

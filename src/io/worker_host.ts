@@ -23,6 +23,8 @@ export class PacketWorkerHost {
   #stats: WorkerStats | null = null;
   #stopped: Promise<void>;
   #onExit: ((reason: string) => void) | null = null;
+  #onEvent: ((event: WorkerEvent) => void) | null = null;
+  readonly #early: WorkerEvent[] = [];
   #exited = false;
 
   /** Use {@link PacketWorkerHost.start}. */
@@ -73,6 +75,9 @@ export class PacketWorkerHost {
             resolveStopped();
             if (host !== null) host.#exit("stopped");
             break;
+          default:
+            if (host !== null) host.#dispatch(ev);
+            break;
         }
       };
       const setup: WorkerSetup = { ...options, mode, mailbox: buffer, wakeFd: wake.fd };
@@ -88,6 +93,17 @@ export class PacketWorkerHost {
   /** Called once when the worker ends for any reason other than {@link stop}. */
   onExit(callback: (reason: string) => void): void {
     this.#onExit = callback;
+  }
+
+  /** Receives the mode-specific events (`reply`, `tunnel`, `resolve`). */
+  onEvent(callback: (event: WorkerEvent) => void): void {
+    this.#onEvent = callback;
+    for (const ev of this.#early.splice(0)) callback(ev);
+  }
+
+  #dispatch(event: WorkerEvent): void {
+    if (this.#onEvent) this.#onEvent(event);
+    else this.#early.push(event);
   }
 
   /** Sends a control message and wakes the worker. */

@@ -122,6 +122,8 @@ export interface TunnelOptions {
   readonly nameservers: readonly string[];
   /** `--validate-checksums`: WARN for every packet written to TUN with a bad checksum. */
   readonly validateChecksums: boolean;
+  /** Log line format of the data plane's own logs (same as the control plane's). */
+  readonly logFormat?: "human" | "json";
 }
 
 /** Creates the tunnel (upstream startup step 10–13). */

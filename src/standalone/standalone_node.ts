@@ -17,7 +17,7 @@ import { logger } from "../log.ts";
 import type { Rng } from "../rng.ts";
 import { RingQueue } from "../util/ring_queue.ts";
 import type { SocketAddr } from "../wire/ip_addr.ts";
-import { NetAddr } from "../wire/net_addr.ts";
+import { PeerAddrView } from "../p2p/peer_addr.ts";
 import { WG_TYPE_HANDSHAKE_INIT, wgMessageType, wgReceiverIndex } from "../wire/wireguard.ts";
 import type { WallClock } from "../wireguard/handshake.ts";
 import { parseHandshakeAnon } from "../wireguard/handshake.ts";
@@ -75,7 +75,7 @@ export interface StandaloneNodeOptions {
 class Peer {
   readonly tunnel: Tunnel;
   readonly allowed: readonly IpNetwork[];
-  readonly endpoint = new NetAddr();
+  readonly endpoint = new PeerAddrView();
   hasEndpoint = false;
   readonly name: string;
 
@@ -139,7 +139,7 @@ export class StandaloneNode implements PacketCore {
       const peer = new Peer(tunnel, pc.allowedIps, pc.publicKey.toBase64().slice(0, 8));
       const ep = options.endpoints[i] ?? null;
       if (ep) {
-        peer.endpoint.copyFrom(NetAddr.from(ep));
+        peer.endpoint.setSocketAddr(ep);
         peer.hasEndpoint = true;
       }
       this.#peers.push(peer);
@@ -184,8 +184,8 @@ export class StandaloneNode implements PacketCore {
     buf: Uint8Array,
     off: number,
     len: number,
-    from: NetAddr,
-    _local: NetAddr,
+    from: PeerAddrView,
+    _local: PeerAddrView,
     out: CoreOut,
     now: number,
   ): CoreResult {
@@ -212,7 +212,7 @@ export class StandaloneNode implements PacketCore {
     const r = peer.tunnel.decapsulate(buf, off, len, fromAddr, this.#reply, 0, wg, now);
     if (r === WgResult.Drop) return this.#drop(out, DropLayer.WireGuard, wg.dropReason);
     // Authenticated: the endpoint follows the peer (roaming).
-    if (!peer.endpoint.equals(from.family, from.bytes, 0, from.port)) {
+    if (!peer.hasEndpoint || !peer.endpoint.equals(from)) {
       if (log.debugEnabled) {
         log.debug("Peer endpoint changed", { peer: peer.name, endpoint: from.toString() });
       }
@@ -294,9 +294,8 @@ export class StandaloneNode implements PacketCore {
     }
   }
 
-  #queueCopy(buf: Uint8Array, off: number, len: number, dst: NetAddr): void {
-    const copy = new NetAddr();
-    copy.copyFrom(dst);
+  #queueCopy(buf: Uint8Array, off: number, len: number, dst: PeerAddrView): void {
+    const copy = new PeerAddrView().copyFrom(dst);
     this.#transmits.push({ payload: buf.slice(off, off + len), dst: copy, src: null });
   }
 

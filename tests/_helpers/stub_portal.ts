@@ -42,6 +42,8 @@ export type JoinReply = "ok" | { readonly error: string } | "none";
 export interface StubPortalOptions {
   /** 0 (default) picks a free port. */
   readonly port?: number;
+  /** Address to listen on (default 127.0.0.1). */
+  readonly hostname?: string;
   readonly joinReply?: JoinReply;
   /** Called after an ok join reply was sent (e.g. to push `init`). */
   readonly onJoin?: (conn: StubConnection) => void;
@@ -102,6 +104,8 @@ export class StubPortal {
   readonly #log: ((line: string) => void) | undefined;
   readonly #scheme: "ws" | "wss";
   readonly port: number;
+  /** The address it listens on. */
+  readonly hostname: string;
 
   private constructor(options: StubPortalOptions) {
     this.joinReply = options.joinReply ?? "ok";
@@ -109,10 +113,16 @@ export class StubPortal {
     this.#log = options.log;
     this.#scheme = options.tls ? "wss" : "ws";
     this.#server = Deno.serve(
-      { hostname: "127.0.0.1", port: options.port ?? 0, onListen: () => {}, ...(options.tls ?? {}) },
+      {
+        hostname: options.hostname ?? "127.0.0.1",
+        port: options.port ?? 0,
+        onListen: () => {},
+        ...(options.tls ?? {}),
+      },
       (req) => this.#handle(req),
     );
     this.port = this.#server.addr.port;
+    this.hostname = options.hostname ?? "127.0.0.1";
   }
 
   /** Starts listening. */
@@ -120,9 +130,9 @@ export class StubPortal {
     return new StubPortal(options);
   }
 
-  /** `ws://127.0.0.1:<port>` (or `wss://`; pass as `--api-url`). */
+  /** `ws://<hostname>:<port>` (or `wss://`; pass as `--api-url`). */
   get url(): string {
-    return `${this.#scheme}://127.0.0.1:${this.port}`;
+    return `${this.#scheme}://${this.hostname}:${this.port}`;
   }
 
   /** The most recent connection. */

@@ -20,7 +20,10 @@ Deno.test("scripts/compile.ts passes DENORT_BIN through and prints the deno comp
   const { code, stdout } = await dryRun({ DENORT_BIN: denort });
   assert.equal(code, 0);
   assert.match(stdout, new RegExp(`using the local denort from DENORT_BIN=${denort} \\(no download\\)`));
-  assert.match(stdout, /compile --allow-all --include src\/io\/packet_worker\.ts --output dist\/test-fz-gateway main\.ts \(env DENORT_BIN=/);
+  assert.match(
+    stdout,
+    /compile --allow-all --include src\/io\/packet_worker\.ts --output dist\/test-fz-gateway main\.ts \(env DENORT_BIN=/,
+  );
 });
 
 Deno.test("scripts/compile.ts says when denort will be downloaded and refuses a missing DENORT_BIN", async () => {

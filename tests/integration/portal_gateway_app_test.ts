@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { type Config, resolveConfig } from "../../src/config.ts";
 import { GatewayApp } from "../../src/io/gateway_app.ts";
-import { createTunnel } from "../../src/io/tunnel_factory.ts";
 import { SeededRng } from "../../src/rng.ts";
 import { configureLogging, Level, type LogRecord } from "../../src/log.ts";
 import type { TunnelFactory } from "../../src/portal/tunnel_control.ts";
@@ -174,17 +173,6 @@ Deno.test("GatewayApp.shutdown() says goodbye, closes the portal socket and exit
     assert.deepEqual(tunnel.methods(), ["shutdown"]);
     await stub.waitFor(() => stub.last!.closeCode !== null, 2_000, "socket closed");
     assert.equal(stub.last!.closeCode, 1000);
-  });
-});
-
-Deno.test("GatewayApp without a data plane: joins, /readyz says why, exits 1 on init", async () => {
-  await withApp({ factory: createTunnel }, async ({ stub, readyz, exit }) => {
-    await stub.waitFor(() => stub.last?.joined, 3_000, "join");
-    const r = await readyz();
-    assert.equal(r.status, 503);
-    assert.match(r.body.reason, /^data plane not available in this build/);
-    stub.push("init", frame("ingress_init_1.json").payload);
-    assert.equal(await exit, 1);
   });
 });
 

@@ -3,84 +3,127 @@
  * with exit code 1, signals with exit code 0, environment variables.
  */
 import assert from "node:assert/strict";
+import { canUseNetns, NETNS_SKIP_REASON, type TestNetns, withNetns } from "../_helpers/netns.ts";
 import { StubPortal } from "../_helpers/stub_portal.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const INIT_FIXTURE = `${ROOT}tests/fixtures/portal/derived/ingress_init_1.json`;
+const BUSY_PORT = 18181;
+const BUSY_PORT_SCRIPT =
+  `Deno.listen({ hostname: "127.0.0.1", port: ${BUSY_PORT} }); console.log("ready"); setInterval(() => {}, 1000);`;
 
-Deno.test("main.ts against scripts/stub_portal.ts: connects, joins, serves /healthz and /readyz, exits 1 on init without data plane", async () => {
-  const stub = spawn(["run", "-A", "scripts/stub_portal.ts", "--quiet"], {});
-  try {
-    const first = await stub.readLine();
-    const { listening: port } = JSON.parse(first) as { listening: number };
-    const control = `http://127.0.0.1:${port}/_stub`;
-    const healthPort = freePort();
-    const gw = spawn(
-      [
-        "run",
-        "-A",
-        "main.ts",
-        "secret-token-123",
-        "--no-check",
-        "-u",
-        `ws://127.0.0.1:${port}`,
-        "--health-check-addr",
-        `127.0.0.1:${healthPort}`,
-      ],
-      { FIREZONE_ID: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", RUST_LOG: "info", NO_COLOR: "1" },
-    );
-    try {
-      const state = await poll(async () => {
-        const s = await (await fetch(`${control}/state`)).json();
-        return s.connections[0]?.joined ? s : null;
-      }, "join");
-      const upgrade = state.upgrades[0];
-      assert.equal(upgrade.path, "/gateway/websocket");
-      const params = new Map(upgrade.params as [string, string][]);
-      assert.equal(params.get("token"), "secret-token-123");
-      assert.equal(
-        params.get("external_id"),
-        await sha256Hex("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"),
-        "UUID ids are hashed",
-      );
-      assert.match(params.get("public_key")!, /^[A-Za-z0-9+/]{43}=$/);
-      assert.match(
-        new Map(upgrade.headers as [string, string][]).get("user-agent")!,
-        /^\S+\/\S+ connlib\/1\.4\.16 \(/,
-      );
-      assert.equal(state.connections[0].received[0].event, "phx_join");
+// deno-lint-ignore no-console
+if (!canUseNetns) console.log(`portal_main_test: main.ts tests skipped: ${NETNS_SKIP_REASON}`);
 
-      const health = await fetch(`http://127.0.0.1:${healthPort}/healthz`);
-      assert.equal(health.status, 200);
-      assert.equal(await health.text(), "");
-      const ready = await fetch(`http://127.0.0.1:${healthPort}/readyz`);
-      assert.equal(ready.status, 503);
-      assert.match((await ready.json()).reason, /^data plane not available in this build/);
+Deno.test({
+  name:
+    "main.ts against scripts/stub_portal.ts: connects, joins, init configures TUN, /healthz and /readyz, SIGTERM exits 0",
+  ignore: !canUseNetns,
+  fn: () =>
+    withNetns(async (ns) => {
+      const stub = spawn(["run", "-A", "scripts/stub_portal.ts", "--quiet", "--hostname", ns.hostIp], {});
+      try {
+        const first = await stub.readLine();
+        const { listening: port } = JSON.parse(first) as { listening: number };
+        const control = `http://${ns.hostIp}:${port}/_stub`;
+        const healthPort = 18080;
+        const gw = spawn(
+          [
+            "run",
+            "-A",
+            "main.ts",
+            "secret-token-123",
+            "--no-check",
+            "-u",
+            `ws://${ns.hostIp}:${port}`,
+            "--health-check-addr",
+            `${ns.nsIp}:${healthPort}`,
+          ],
+          { FIREZONE_ID: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", RUST_LOG: "info", NO_COLOR: "1" },
+          ns.exec,
+        );
+        try {
+          const state = await poll(async () => {
+            const s = await (await fetch(`${control}/state`)).json();
+            return s.connections[0]?.joined ? s : null;
+          }, "join");
+          const upgrade = state.upgrades[0];
+          assert.equal(upgrade.path, "/gateway/websocket");
+          const params = new Map(upgrade.params as [string, string][]);
+          assert.deepEqual([...params.keys()], ["token", "external_id", "name", "public_key"]);
+          assert.equal(params.get("token"), "secret-token-123");
+          assert.equal(
+            params.get("external_id"),
+            await sha256Hex("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"),
+            "UUID ids are hashed",
+          );
+          assert.match(params.get("public_key")!, /^[A-Za-z0-9+/]{43}=$/);
+          assert.match(
+            new Map(upgrade.headers as [string, string][]).get("user-agent")!,
+            /^\S+\/\S+ connlib\/1\.4\.16 \(/,
+          );
+          assert.equal(state.connections[0].received[0].event, "phx_join");
 
-      const init = JSON.parse(await Deno.readTextFile(INIT_FIXTURE));
-      const pushed = await fetch(`${control}/push`, { method: "POST", body: JSON.stringify(init) });
-      assert.equal(pushed.status, 204);
-      const { code, stdout } = await gw.finish(10_000);
-      assert.equal(code, 1);
-      assert.match(stdout, /INFO fz_gateway::gateway_app: Connected to portal/);
-      assert.match(stdout, /INFO fz_gateway::portal: Joined gateway room on portal/);
-      assert.match(stdout, /Received init from portal ipv4=100\.115\.164\.78/);
-      assert.match(
-        stdout,
-        /ERROR fz_gateway::gateway_app: Failed to start Gateway: Cannot handle "init" from the portal: data plane not available in this build/,
-      );
-      assert.ok(!stdout.includes("secret-token-123"), "the token never reaches the logs");
-    } finally {
-      gw.kill();
-      await gw.finish(5_000).catch(() => {});
-    }
-  } finally {
-    stub.kill("SIGTERM");
-    await stub.finish(5_000).catch(() => {});
-  }
+          const health = await fetch(`http://${ns.nsIp}:${healthPort}/healthz`);
+          assert.equal(health.status, 200);
+          assert.equal(await health.text(), "");
+          const before = await fetch(`http://${ns.nsIp}:${healthPort}/readyz`);
+          assert.equal(before.status, 503);
+          assert.match((await before.json()).reason, /TUN device not configured yet/);
+
+          const init = JSON.parse(await Deno.readTextFile(INIT_FIXTURE));
+          const pushed = await fetch(`${control}/push`, { method: "POST", body: JSON.stringify(init) });
+          assert.equal(pushed.status, 204);
+          await poll(async () => {
+            const r = await fetch(`http://${ns.nsIp}:${healthPort}/readyz`);
+            const body = await r.json();
+            return r.status === 200 && body.ready ? true : null;
+          }, "readyz 200 after init");
+
+          // §4.9: addresses, MTU, TX queue length, policy rules and routes of the init.
+          const link = ns.ip("-d", "link", "show", "tun-firezone");
+          assert.match(link, /mtu 1280 /);
+          assert.match(link, /qlen 10000/);
+          const addrs = ns.ip("addr", "show", "tun-firezone");
+          assert.match(addrs, /inet 100\.115\.164\.78\/32 /);
+          assert.match(addrs, /inet6 fd00:2021:1111::2c:f6ab\/128 /);
+          assert.match(ns.ip("-4", "rule"), /not from all fwmark 0xfd002021 lookup 539098368/);
+          assert.match(ns.ip("-6", "rule"), /not from all fwmark 0xfd002021 lookup 539098368/);
+          assert.match(
+            ns.ip("-4", "route", "show", "table", "539098368"),
+            /100\.64\.0\.0\/11 dev tun-firezone/,
+          );
+          assert.match(
+            ns.ip("-6", "route", "show", "table", "539098368"),
+            /fd00:2021:1111::\/107 dev tun-firezone/,
+          );
+
+          gw.kill("SIGTERM");
+          const { code, stdout } = await gw.finish(10_000);
+          assert.equal(code, 0, stdout);
+          assert.match(stdout, /INFO fz_gateway::gateway_app: Connected to portal/);
+          assert.match(stdout, /INFO fz_gateway::portal: Joined gateway room on portal/);
+          assert.match(stdout, /Received init from portal ipv4=100\.115\.164\.78/);
+          assert.match(stdout, /Received SIGTERM, goodbye!/);
+          assert.ok(!stdout.includes("secret-token-123"), "the token never reaches the logs");
+        } finally {
+          gw.kill();
+          await gw.finish(5_000).catch(() => {});
+        }
+      } finally {
+        stub.kill("SIGTERM");
+        await stub.finish(5_000).catch(() => {});
+      }
+    }),
 });
 
-Deno.test("main.ts exits 1 with an operator message for fatal portal errors", async () => {
+Deno.test({
+  name: "main.ts exits 1 with an operator message for fatal portal errors",
+  ignore: !canUseNetns,
+  fn: () => withNetns(fatalErrors),
+});
+
+async function fatalErrors(ns: TestNetns): Promise<void> {
   const cases: [string, (s: StubPortal) => void, RegExp][] = [
     [
       "401",
@@ -105,7 +148,7 @@ Deno.test("main.ts exits 1 with an operator message for fatal portal errors", as
     ],
   ];
   for (const [name, arrange, message] of cases) {
-    const stub = StubPortal.start();
+    const stub = StubPortal.start({ hostname: ns.hostIp });
     try {
       arrange(stub);
       const gw = spawn(
@@ -120,6 +163,7 @@ Deno.test("main.ts exits 1 with an operator message for fatal portal errors", as
           `127.0.0.1:${freePort()}`,
         ],
         { FIREZONE_TOKEN: "tkn", FIREZONE_ID: "id", RUST_LOG: "warn", NO_COLOR: "1" },
+        ns.exec,
       );
       const { code, stdout } = await gw.finish(10_000);
       assert.equal(code, 1, `${name}: ${stdout}`);
@@ -133,15 +177,30 @@ Deno.test("main.ts exits 1 with an operator message for fatal portal errors", as
       await stub.stop();
     }
   }
+}
+
+Deno.test({
+  name: "main.ts takes its configuration from the environment, logs JSON, and exits 0 on SIGTERM and SIGINT",
+  ignore: !canUseNetns,
+  fn: () => withNetns(fromEnvironment),
 });
 
-Deno.test("main.ts takes its configuration from the environment, logs JSON, and exits 0 on SIGTERM and SIGINT", async () => {
+async function fromEnvironment(ns: TestNetns): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "fz_portal_main_" });
   await Deno.writeTextFile(`${dir}/token`, "file-token\n");
-  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  // A busy health port inside the namespace: the gateway must only warn about it.
+  await Deno.writeTextFile(`${dir}/busy.ts`, BUSY_PORT_SCRIPT);
+  const busy = spawn(["run", "-A", `${dir}/busy.ts`], {}, ns.exec);
+  assert.equal(
+    await busy.readLine().catch(async (e) => {
+      busy.kill("SIGKILL");
+      throw new Error(`${e.message}: ${JSON.stringify(await busy.finish(2_000))}`);
+    }),
+    "ready",
+  );
   try {
     for (const signal of ["SIGTERM", "SIGINT"] as const) {
-      const stub = StubPortal.start();
+      const stub = StubPortal.start({ hostname: ns.hostIp });
       try {
         const gw = spawn(["run", "-A", "main.ts", "--no-check"], {
           FIREZONE_TOKEN: `${dir}/token`,
@@ -150,10 +209,10 @@ Deno.test("main.ts takes its configuration from the environment, logs JSON, and 
           FIREZONE_ID: "plain-id",
           FIREZONE_NO_TELEMETRY: "true",
           FIREZONE_LOG_FORMAT: "json",
-          HEALTH_CHECK_ADDR: `127.0.0.1:${(busy.addr as Deno.NetAddr).port}`,
+          HEALTH_CHECK_ADDR: `127.0.0.1:${BUSY_PORT}`,
           FZ_LOG: "info",
           RUST_LOG: "off",
-        });
+        }, ns.exec);
         await stub.waitFor(() => stub.last?.joined, 10_000, "join");
         const params = new Map(stub.upgrades[0]!.params);
         assert.equal(params.get("token"), "file-token");
@@ -177,10 +236,11 @@ Deno.test("main.ts takes its configuration from the environment, logs JSON, and 
       }
     }
   } finally {
-    busy.close();
+    busy.kill("SIGKILL");
+    await busy.finish(5_000).catch(() => {});
     await Deno.remove(dir, { recursive: true });
   }
-});
+}
 
 Deno.test("main.ts exits 2 with one line for a bad environment value", async () => {
   const gw = spawn(["run", "-A", "main.ts", "tok"], { FIREZONE_NO_TELEMETRY: "1" });
@@ -201,11 +261,21 @@ interface Spawned {
   finish(timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }>;
 }
 
-function spawn(args: string[], env: Record<string, string>): Spawned {
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
+function spawn(
+  args: string[],
+  env: Record<string, string>,
+  prefix: readonly string[] = [],
+): Spawned {
+  const command = prefix.length > 0 ? prefix[0]! : Deno.execPath();
+  const fullArgs = prefix.length > 0 ? [...prefix.slice(1), Deno.execPath(), ...args] : args;
+  const child = new Deno.Command(command, {
+    args: fullArgs,
     cwd: ROOT,
-    env: { ...env, NO_COLOR: env.NO_COLOR ?? "1" },
+    env: {
+      PATH: Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+      ...env,
+      NO_COLOR: env.NO_COLOR ?? "1",
+    },
     clearEnv: true,
     stdin: "null",
     stdout: "piped",

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { createMailboxBuffer, Mailbox } from "../../../src/io/mailbox.ts";
+import { Secret } from "../../../src/log.ts";
 
 Deno.test("Mailbox delivers messages in order across the wrap-around", () => {
   const buf = createMailboxBuffer(64);
@@ -47,4 +48,19 @@ Deno.test("Mailbox works between threads", async () => {
   worker.terminate();
   URL.revokeObjectURL(url);
   assert.deepEqual(got, Array.from({ length: 100 }, (_, i) => i));
+});
+
+Deno.test("Mailbox carries keys and secrets as their own types", () => {
+  const buf = createMailboxBuffer(4096);
+  const key = new Uint8Array([1, 2, 3, 250]);
+  new Mailbox(buf).send({ key, psk: new Secret(new Uint8Array([9, 9])), pwd: new Secret("hunter2"), n: 1 });
+  const [m] = new Mailbox(buf).drain() as [
+    { key: Uint8Array; psk: Secret<Uint8Array>; pwd: Secret<string>; n: number },
+  ];
+  assert.deepEqual(m.key, key);
+  assert.ok(m.psk instanceof Secret && m.pwd instanceof Secret);
+  assert.deepEqual(m.psk.expose(), new Uint8Array([9, 9]));
+  assert.equal(m.pwd.expose(), "hunter2");
+  assert.equal(String(m.pwd), "[redacted]");
+  assert.equal(m.n, 1);
 });

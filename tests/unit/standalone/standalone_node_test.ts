@@ -5,7 +5,7 @@ import { SeededRng } from "../../../src/rng.ts";
 import { parseStandaloneConfig } from "../../../src/standalone/config.ts";
 import { StandaloneDrop, StandaloneNode } from "../../../src/standalone/standalone_node.ts";
 import { socketAddr } from "../../../src/wire/ip_addr.ts";
-import { NetAddr } from "../../../src/wire/net_addr.ts";
+import { PeerAddrView } from "../../../src/p2p/peer_addr.ts";
 import { buildUdpPacket } from "../../../src/wire/udp.ts";
 
 const backend = createNobleBackend();
@@ -19,8 +19,8 @@ function keypair(seed: number): { priv: string; pub: string } {
 
 const A = keypair(1);
 const B = keypair(2);
-const ADDR_A = NetAddr.from(socketAddr("192.0.2.1", 51820));
-const ADDR_B = NetAddr.from(socketAddr("192.0.2.2", 51821));
+const ADDR_A = PeerAddrView.fromSocketAddr(socketAddr("192.0.2.1", 51820));
+const ADDR_B = PeerAddrView.fromSocketAddr(socketAddr("192.0.2.2", 51821));
 
 function makePair(now: number, opts: { endpointOnA?: boolean; keepalive?: number } = {}) {
   const cfgA = parseStandaloneConfig(
@@ -61,9 +61,9 @@ function ipPacket(src: string, dst: string, payload: string): { buf: Uint8Array;
 /** Delivers every queued control transmit of `from` to `to`, returning what reached TUN. */
 function pump(
   from: StandaloneNode,
-  fromAddr: NetAddr,
+  fromAddr: PeerAddrView,
   to: StandaloneNode,
-  toAddr: NetAddr,
+  toAddr: PeerAddrView,
   now: number,
 ): string[] {
   const delivered: string[] = [];
@@ -92,7 +92,7 @@ Deno.test("StandaloneNode: a TUN packet triggers a handshake, then data flows bo
   // B learned A's endpoint from the handshake and can answer on the data path.
   const reply = ipPacket("10.0.0.2", "10.0.0.1", "world");
   assert.equal(b.handleTunPacket(reply.buf, HEAD, reply.len, out, now), CoreResult.ToNetwork);
-  assert.ok(out.dst!.sameAs(ADDR_A));
+  assert.ok(out.dst!.equals(ADDR_A));
   const wire = out.buf.slice(out.off, out.off + out.len);
   const rx = new Uint8Array(2048);
   rx.set(wire);
