@@ -9,6 +9,7 @@
 /// <reference lib="deno.worker" />
 
 import { EventFd } from "../../ffi/poll.ts";
+import { ChecksumValidatingCore } from "../checksum_validator.ts";
 import type { CryptoBackend } from "../crypto/backend.ts";
 import { GatewayState } from "../gateway/gateway_state.ts";
 import { policyResultName } from "../gateway/packet_policy.ts";
@@ -178,7 +179,7 @@ function gatewayMode(m: GatewaySetup, backend: CryptoBackend, tun: TunDevice, no
     for (let e = core.pollEvent(); e !== undefined; e = core.pollEvent()) post(e);
   };
   return {
-    core,
+    core: m.validateChecksums ? new ChecksumValidatingCore(core) : core,
     dropName: (layer, reason) =>
       layer === DropLayer.Policy
         ? `policy.${policyResultName(reason)}`
