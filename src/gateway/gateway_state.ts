@@ -483,12 +483,13 @@ export class GatewayState implements PacketCore {
       return this.#byIpv4.get(key);
     }
     if (v === 6 && len >= 40) {
-      // fd00:2021:1111::/107
+      // fd00:2021:1111::/107: bytes 0-12 fixed, then the top 3 bits of byte 13.
       const d = off + 24;
       if (
         buf[d] !== 0xfd || buf[d + 1] !== 0x00 || buf[d + 2] !== 0x20 || buf[d + 3] !== 0x21 ||
         buf[d + 4] !== 0x11 || buf[d + 5] !== 0x11 || buf[d + 6] !== 0 || buf[d + 7] !== 0 ||
-        buf[d + 8] !== 0 || buf[d + 9] !== 0 || buf[d + 10] !== 0 || (buf[d + 11]! & 0xe0) !== 0
+        buf[d + 8] !== 0 || buf[d + 9] !== 0 || buf[d + 10] !== 0 || buf[d + 11] !== 0 ||
+        buf[d + 12] !== 0 || (buf[d + 13]! & 0xe0) !== 0
       ) {
         return undefined;
       }
