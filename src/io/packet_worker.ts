@@ -250,5 +250,38 @@ function collectStats(loop: PacketLoop, tun: TunDevice, udp: UdpSockets, mode: M
     const n = loop.drops[i]!;
     if (n !== 0) drops[mode.dropName(i >> 6, i & 63)] = n;
   }
-  return { loop: named(LoopStat, loop.stats), tun: named(TunStat, tun.stats), udp: udpStats, drops };
+  const sum = (a: Uint32Array | undefined, b: Uint32Array | undefined) => {
+    const n = Math.max(a?.length ?? 0, b?.length ?? 0);
+    const out = new Uint32Array(n);
+    for (let i = 0; i < n; i++) out[i] = (a?.[i] ?? 0) + (b?.[i] ?? 0);
+    return out;
+  };
+  return {
+    loop: named(LoopStat, loop.stats),
+    tun: named(TunStat, tun.stats),
+    udp: udpStats,
+    drops,
+    batches: {
+      tunRead: bucketize(tun.rxBatchSizes),
+      tunWriteCoalesced: bucketize(tun.txCoalesced),
+      udpRecv: bucketize(sum(udp.v4?.rxBatchSizes, udp.v6?.rxBatchSizes)),
+      udpSendSegments: bucketize(sum(udp.v4?.txSegments, udp.v6?.txSegments)),
+    },
+  };
+}
+
+/** Upstream's `system.queue.length` histogram buckets. */
+const BUCKETS = [1, 2, 5, 10, 100, 200, 500, 1000, 2000, 5000, 10000];
+
+/** Folds a histogram indexed by size into `{ "<=1": n, "<=2": n, ... }` (empty buckets left out). */
+function bucketize(bySize: Uint32Array): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let size = 1; size < bySize.length; size++) {
+    const n = bySize[size]!;
+    if (n === 0) continue;
+    const b = BUCKETS.find((x) => size <= x) ?? Infinity;
+    const key = b === Infinity ? ">10000" : `<=${b}`;
+    out[key] = (out[key] ?? 0) + n;
+  }
+  return out;
 }

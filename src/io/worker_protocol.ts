@@ -102,6 +102,12 @@ export interface WorkerStats {
   readonly tun: Record<string, number>;
   readonly udp: Record<string, number>;
   readonly drops: Record<string, number>;
+  /**
+   * Batch-size histograms (upstream's `system.queue.length` buckets: count of batches whose size was
+   * at most the key): packets per TUN read batch, datagrams per UDP receive, segments per UDP send
+   * (GSO), segments per coalesced TUN write.
+   */
+  readonly batches: Record<string, Record<string, number>>;
 }
 
 /** Facts about the running data path, posted once the worker is ready. */
