@@ -33,10 +33,19 @@ export interface TestNetns {
   ip(...args: string[]): string;
 }
 
+/** Options of {@link withNetns}. */
+export interface WithNetnsOptions {
+  /** Prefix of the namespace name (default `fzt`); the name is `<prefix><pid % 10000>_<n>`. */
+  readonly prefix?: string;
+}
+
 /** Creates a namespace linked to ours, runs `fn`, and removes it (also when `fn` throws). */
-export async function withNetns<T>(fn: (ns: TestNetns) => Promise<T>): Promise<T> {
+export async function withNetns<T>(
+  fn: (ns: TestNetns) => Promise<T>,
+  options: WithNetnsOptions = {},
+): Promise<T> {
   const k = (Deno.pid * 7 + counter++) % 250 + 1;
-  const name = `fzt${Deno.pid % 10000}_${counter}`;
+  const name = `${options.prefix ?? "fzt"}${Deno.pid % 10000}_${counter}`;
   const hostIf = `fzh${Deno.pid % 10000}${counter}`;
   const nsIf = `fzn${Deno.pid % 10000}${counter}`;
   const hostIp = `10.213.${k}.1`;
