@@ -9,8 +9,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 deno="$here/scripts/deno"
 tmp=$(mktemp -d /tmp/fz_gc_trace.XXXX)
 a=fzgca$$; b=fzgcb$$
+pids=()
 cleanup() {
-  pkill -f "$tmp/" 2>/dev/null || true
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   ip netns del "$a" 2>/dev/null || true
   ip netns del "$b" 2>/dev/null || true
   rm -rf "$tmp"
@@ -50,8 +51,10 @@ ip -n "$a" link set "${a}v" up; ip -n "$b" link set "${b}v" up
 cd "$here"
 ip netns exec "$a" "$deno" run --v8-flags=--trace-gc -A main.ts standalone -c "$tmp/a.conf" \
   --health-check-addr 127.0.0.1:9911 >"$tmp/a.log" 2>&1 &
+pids+=($!)
 ip netns exec "$b" "$deno" run --v8-flags=--trace-gc -A main.ts standalone -c "$tmp/b.conf" \
   --health-check-addr 127.0.0.1:9911 >"$tmp/b.log" 2>&1 &
+pids+=($!)
 for _ in $(seq 50); do ip netns exec "$a" ping -c1 -W1 10.77.0.2 >/dev/null 2>&1 && break; sleep 0.2; done
 metric() { ip netns exec "$1" "$deno" eval "const m = await (await fetch('http://127.0.0.1:9911/metrics')).json(); console.log((m.loop?.UdpRxPackets ?? 0) + (m.loop?.TunRxPackets ?? 0))"; }
 scavenges() { grep -c "Scavenge" "$1" || true; }

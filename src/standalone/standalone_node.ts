@@ -18,7 +18,7 @@ import type { Rng } from "../rng.ts";
 import { RingQueue } from "../util/ring_queue.ts";
 import type { SocketAddr } from "../wire/ip_addr.ts";
 import { PeerAddrView } from "../p2p/peer_addr.ts";
-import { WG_TYPE_HANDSHAKE_INIT, wgMessageType, wgReceiverIndex } from "../wire/wireguard.ts";
+import { WG_TYPE_DATA, WG_TYPE_HANDSHAKE_INIT, wgMessageType, wgReceiverIndex } from "../wire/wireguard.ts";
 import type { WallClock } from "../wireguard/handshake.ts";
 import { parseHandshakeAnon } from "../wireguard/handshake.ts";
 import { StaticIdentity } from "../wireguard/identity.ts";
@@ -36,6 +36,9 @@ const log = logger("fz_gateway::standalone");
  * keeps trying for 90 s like them, not the Firezone fork's 15 s (spec §3.6).
  */
 export const STANDARD_REKEY_ATTEMPT_TIME_MS = 90_000;
+
+/** Failed or unknown handshakes are logged at most this often (per peer / for unknown keys). */
+export const HANDSHAKE_WARN_INTERVAL_MS = 10_000;
 
 /** Drop reasons of the standalone core itself (layer {@link DropLayer.Core}). */
 export const StandaloneDrop = {
@@ -78,6 +81,8 @@ class Peer {
   readonly endpoint = new PeerAddrView();
   hasEndpoint = false;
   readonly name: string;
+  /** When a failed handshake was last logged (rate limit). */
+  lastHandshakeWarnAt = -Infinity;
 
   constructor(tunnel: Tunnel, allowed: readonly IpNetwork[], name: string) {
     this.tunnel = tunnel;
@@ -113,6 +118,7 @@ export class StandaloneNode implements PacketCore {
   readonly #transmits = new RingQueue<CoreTransmit>(16);
   readonly #wg = new WgOut();
   readonly #reply = new Uint8Array(256);
+  #lastUnknownKeyWarnAt = -Infinity;
   /** Drop counters per reason of this layer. */
   readonly drops = new Float64Array(STANDALONE_DROP_NAMES.length);
 
@@ -197,7 +203,13 @@ export class StandaloneNode implements PacketCore {
       if (typeof anon === "number") return this.#drop(out, DropLayer.WireGuard, anon);
       peer = this.#peerByKey(anon.peerStaticPublic);
       if (!peer) {
-        if (log.debugEnabled) log.debug("Handshake from an unknown public key", { from: from.toString() });
+        if (now - this.#lastUnknownKeyWarnAt >= HANDSHAKE_WARN_INTERVAL_MS) {
+          this.#lastUnknownKeyWarnAt = now;
+          log.warn("Handshake from an unknown public key: no [Peer] has it", {
+            from: from.toString(),
+            public_key: anon.peerStaticPublic.toBase64(),
+          });
+        }
         return this.#drop(out, DropLayer.Core, StandaloneDrop.UnknownPeer);
       }
     } else if (type !== 0) {
@@ -208,9 +220,14 @@ export class StandaloneNode implements PacketCore {
     }
 
     const wg = this.#wg;
-    const fromAddr = type === 4 ? null : from.toSocketAddr(); // cookies need it; data does not
+    const fromAddr = type === WG_TYPE_DATA ? null : from.toSocketAddr(); // cookies need it; data does not
     const r = peer.tunnel.decapsulate(buf, off, len, fromAddr, this.#reply, 0, wg, now);
-    if (r === WgResult.Drop) return this.#drop(out, DropLayer.WireGuard, wg.dropReason);
+    if (r === WgResult.Drop) {
+      if (type !== WG_TYPE_DATA && wg.dropReason === DropReason.DecryptFailed) {
+        this.#warnHandshake(peer, from, now);
+      }
+      return this.#drop(out, DropLayer.WireGuard, wg.dropReason);
+    }
     // Authenticated: the endpoint follows the peer (roaming).
     if (!peer.hasEndpoint || !peer.endpoint.equals(from)) {
       if (log.debugEnabled) {
@@ -297,6 +314,19 @@ export class StandaloneNode implements PacketCore {
   #queueCopy(buf: Uint8Array, off: number, len: number, dst: PeerAddrView): void {
     const copy = new PeerAddrView().copyFrom(dst);
     this.#transmits.push({ payload: buf.slice(off, off + len), dst: copy, src: null });
+  }
+
+  /** A handshake message from a known peer failed authentication: almost always a config mismatch. */
+  #warnHandshake(peer: Peer, from: PeerAddrView, now: number): void {
+    if (now - peer.lastHandshakeWarnAt < HANDSHAKE_WARN_INTERVAL_MS) return;
+    peer.lastHandshakeWarnAt = now;
+    log.warn(
+      "Handshake from peer failed authentication (wrong PresharedKey, or the peer has another public key for us?)",
+      {
+        peer: peer.name,
+        from: from.toString(),
+      },
+    );
   }
 
   #drop(out: CoreOut, layer: DropLayer, reason: number): CoreResult {

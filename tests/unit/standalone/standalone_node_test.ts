@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { createNobleBackend } from "../../../src/crypto/mod.ts";
+import { configureLogging, Level, type LogRecord } from "../../../src/log.ts";
 import { CoreOut, CoreResult, DropLayer } from "../../../src/packet_core.ts";
 import { SeededRng } from "../../../src/rng.ts";
 import { parseStandaloneConfig } from "../../../src/standalone/config.ts";
@@ -174,4 +175,52 @@ Deno.test("StandaloneNode with PersistentKeepalive initiates at start, retries, 
   }
   assert.ok(established >= 0, "the handshake completes on a retry");
   assert.equal(keepalives, 2, "one per 25 s of silence (the confirming keepalive not counted)");
+});
+
+Deno.test("StandaloneNode warns (rate-limited) when a peer's handshake fails authentication", () => {
+  const records: LogRecord[] = [];
+  configureLogging({ sink: (r) => records.push(r), filter: () => Level.Warn });
+  try {
+    const cfgA = parseStandaloneConfig(
+      `[Interface]\nPrivateKey=${A.priv}\n[Peer]\nPublicKey=${B.pub}\nPresharedKey=${
+        "A".repeat(43)
+      }=\nAllowedIPs=10.0.0.2/32\n`,
+    );
+    const cfgB = parseStandaloneConfig(
+      `[Interface]\nPrivateKey=${B.priv}\n[Peer]\nPublicKey=${A.pub}\nPresharedKey=${
+        "B".repeat(43)
+      }=\nAllowedIPs=10.0.0.1/32\n`,
+    );
+    const wallClock = (t: number) => 1_700_000_000_000 + t;
+    const a = new StandaloneNode({
+      config: cfgA,
+      endpoints: [ADDR_B.toSocketAddr()],
+      backend,
+      rng: new SeededRng(3),
+      wallClock,
+      now: 0,
+    });
+    const b = new StandaloneNode({
+      config: cfgB,
+      endpoints: [null],
+      backend,
+      rng: new SeededRng(4),
+      wallClock,
+      now: 0,
+    });
+    const out = new CoreOut();
+    for (let i = 0; i < 3; i++) {
+      const now = i * 1000;
+      const p = ipPacket("10.0.0.1", "10.0.0.2", "x");
+      a.handleTunPacket(p.buf, HEAD, p.len, out, now);
+      a.handleTimeout(now + 6000);
+      pump(a, ADDR_A, b, ADDR_B, now);
+      pump(b, ADDR_B, a, ADDR_A, now);
+    }
+    const warnings = records.filter((r) => r.message.startsWith("Handshake from peer failed authentication"));
+    assert.equal(warnings.length, 1, "logged once per 10 s");
+    assert.equal(a.peerStatus()[0]!.hasSession, false);
+  } finally {
+    configureLogging({ sink: () => {}, filter: () => Level.Info });
+  }
 });
