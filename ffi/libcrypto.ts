@@ -21,13 +21,7 @@
  */
 
 import { AEAD_TAG_LEN, type AeadKey, type CryptoBackend, KEY_LEN } from "../src/crypto/backend.ts";
-import {
-  AEAD_NONCE_LEN,
-  type AeadKeyWithNonce,
-  checkAeadNonce,
-  checkAeadRange,
-  writeWgNonce,
-} from "../src/crypto/aead_nonce.ts";
+import { AEAD_NONCE_LEN, checkAeadRange, NonceAeadKey } from "../src/crypto/aead_nonce.ts";
 import { checkXNonce, hchacha20 } from "../src/crypto/noble_backend.ts";
 
 /** Default soname of OpenSSL 3's libcrypto on Linux. */
@@ -209,66 +203,36 @@ function freeCtxs(lib: Lib, handle: CtxHandle): void {
   handle.dec = null;
 }
 
-class OpenSslAeadKey implements AeadKeyWithNonce {
+class OpenSslAeadKey extends NonceAeadKey {
   readonly #lib: Lib;
   readonly #cipher: Deno.PointerValue;
   readonly #key = new Uint8Array(KEY_LEN);
   readonly #handle: CtxHandle = { enc: null, dec: null };
   // Scratch views on one explicit ArrayBuffer: always off-heap, so "buffer" parameters get a stable
   // pointer on V8's fast-call path (tiny `new Uint8Array(n)` arrays start out on the JS heap).
-  readonly #scratch = new ArrayBuffer(64);
-  readonly #nonce = new Uint8Array(this.#scratch, 0, AEAD_NONCE_LEN);
-  readonly #tag = new Uint8Array(this.#scratch, 16, AEAD_TAG_LEN);
-  readonly #outl = new Int32Array(this.#scratch, 32, 1);
+  // The nonce (in the base class) is at offset 0 of it.
+  readonly #tag: Uint8Array;
+  readonly #outl: Int32Array;
   /** Final's output for a stream cipher is empty, but OpenSSL wants a pointer. */
-  readonly #finalOut = new Uint8Array(this.#scratch, 48, 16);
+  readonly #finalOut: Uint8Array;
   #disposed = false;
 
   constructor(lib: Lib, cipher: Deno.PointerValue, key: Uint8Array) {
     if (!(key instanceof Uint8Array) || key.length !== KEY_LEN) {
       throw new TypeError(`ChaCha20-Poly1305 key must be a ${KEY_LEN}-byte Uint8Array, got ${key?.length}`);
     }
+    const scratch = new ArrayBuffer(64);
+    super(new Uint8Array(scratch, 0, AEAD_NONCE_LEN));
+    this.#tag = new Uint8Array(scratch, 16, AEAD_TAG_LEN);
+    this.#outl = new Int32Array(scratch, 32, 1);
+    this.#finalOut = new Uint8Array(scratch, 48, 16);
     this.#lib = lib;
     this.#cipher = cipher;
     this.#key.set(key);
     ctxFinalizer.register(this, { lib, handle: this.#handle }, this);
   }
 
-  seal(counter: number, aad: Uint8Array | null, buf: Uint8Array, off: number, len: number): number {
-    writeWgNonce(this.#nonce, counter);
-    return this.#seal(aad, buf, off, len);
-  }
-
-  open(counter: number, aad: Uint8Array | null, buf: Uint8Array, off: number, len: number): number {
-    writeWgNonce(this.#nonce, counter);
-    return this.#open(aad, buf, off, len);
-  }
-
-  sealWithNonce(
-    nonce: Uint8Array,
-    aad: Uint8Array | null,
-    buf: Uint8Array,
-    off: number,
-    len: number,
-  ): number {
-    checkAeadNonce(nonce);
-    this.#nonce.set(nonce);
-    return this.#seal(aad, buf, off, len);
-  }
-
-  openWithNonce(
-    nonce: Uint8Array,
-    aad: Uint8Array | null,
-    buf: Uint8Array,
-    off: number,
-    len: number,
-  ): number {
-    checkAeadNonce(nonce);
-    this.#nonce.set(nonce);
-    return this.#open(aad, buf, off, len);
-  }
-
-  dispose(): void {
+  override dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
     this.#key.fill(0);
@@ -276,11 +240,11 @@ class OpenSslAeadKey implements AeadKeyWithNonce {
     freeCtxs(this.#lib, this.#handle);
   }
 
-  #seal(aad: Uint8Array | null, buf: Uint8Array, off: number, len: number): number {
+  protected sealCurrentNonce(aad: Uint8Array | null, buf: Uint8Array, off: number, len: number): number {
     checkAeadRange(buf, off, len, AEAD_TAG_LEN);
     const lib = this.#lib;
     const ctx = this.#handle.enc ?? this.#newCtx(1);
-    let ok = lib.EVP_CipherInit_ex(ctx, null, null, null, this.#nonce, 1);
+    let ok = lib.EVP_CipherInit_ex(ctx, null, null, null, this.nonce, 1);
     if (ok === 1 && aad !== null && aad.length > 0) {
       ok = lib.EVP_CipherUpdateAad(ctx, null, this.#outl, aad, aad.length);
     }
@@ -300,7 +264,7 @@ class OpenSslAeadKey implements AeadKeyWithNonce {
     return len + AEAD_TAG_LEN;
   }
 
-  #open(aad: Uint8Array | null, buf: Uint8Array, off: number, len: number): number {
+  protected openCurrentNonce(aad: Uint8Array | null, buf: Uint8Array, off: number, len: number): number {
     if (len < AEAD_TAG_LEN) return -1;
     checkAeadRange(buf, off, len, 0);
     const ctLen = len - AEAD_TAG_LEN;
@@ -309,7 +273,7 @@ class OpenSslAeadKey implements AeadKeyWithNonce {
     const tag = this.#tag;
     const t = off + ctLen;
     for (let i = 0; i < AEAD_TAG_LEN; i++) tag[i] = buf[t + i]!;
-    let ok = lib.EVP_CipherInit_ex(ctx, null, null, null, this.#nonce, 0);
+    let ok = lib.EVP_CipherInit_ex(ctx, null, null, null, this.nonce, 0);
     if (ok === 1) ok = lib.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG_LEN, tag);
     if (ok === 1 && aad !== null && aad.length > 0) {
       ok = lib.EVP_CipherUpdateAad(ctx, null, this.#outl, aad, aad.length);

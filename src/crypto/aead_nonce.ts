@@ -71,3 +71,71 @@ export function checkAeadRange(buf: Uint8Array, off: number, len: number, tail: 
     );
   }
 }
+
+/**
+ * The nonce handling both backends share: WireGuard counters for the data path, explicit nonces for
+ * vectors. A backend supplies the two primitives that seal/open with the nonce currently in
+ * {@link nonce} (which may live in FFI-visible memory, hence supplied by the subclass).
+ */
+export abstract class NonceAeadKey implements AeadKeyWithNonce {
+  /** The 12-byte nonce of the next operation. */
+  protected readonly nonce: Uint8Array;
+
+  constructor(nonce: Uint8Array) {
+    this.nonce = nonce;
+  }
+
+  /** Hot path: see {@link AeadKey.seal}. */
+  seal(counter: number, aad: Uint8Array | null, buf: Uint8Array, off: number, len: number): number {
+    writeWgNonce(this.nonce, counter);
+    return this.sealCurrentNonce(aad, buf, off, len);
+  }
+
+  /** Hot path: see {@link AeadKey.open}. */
+  open(counter: number, aad: Uint8Array | null, buf: Uint8Array, off: number, len: number): number {
+    writeWgNonce(this.nonce, counter);
+    return this.openCurrentNonce(aad, buf, off, len);
+  }
+
+  sealWithNonce(
+    nonce: Uint8Array,
+    aad: Uint8Array | null,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+  ): number {
+    checkAeadNonce(nonce);
+    this.nonce.set(nonce);
+    return this.sealCurrentNonce(aad, buf, off, len);
+  }
+
+  openWithNonce(
+    nonce: Uint8Array,
+    aad: Uint8Array | null,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+  ): number {
+    checkAeadNonce(nonce);
+    this.nonce.set(nonce);
+    return this.openCurrentNonce(aad, buf, off, len);
+  }
+
+  abstract dispose(): void;
+
+  /** Seals in place with {@link nonce}; returns `len + 16`. */
+  protected abstract sealCurrentNonce(
+    aad: Uint8Array | null,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+  ): number;
+
+  /** Opens in place with {@link nonce}; returns the plaintext length or -1. */
+  protected abstract openCurrentNonce(
+    aad: Uint8Array | null,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+  ): number;
+}

@@ -22,13 +22,7 @@ import { Poly1305 } from "@noble/ciphers/_poly1305.js";
 import { x25519 as nobleX25519 } from "@noble/curves/ed25519.js";
 import { blake2s } from "@noble/hashes/blake2.js";
 import { AEAD_TAG_LEN, type AeadKey, type CryptoBackend, KEY_LEN, XNONCE_LEN } from "./backend.ts";
-import {
-  AEAD_NONCE_LEN,
-  type AeadKeyWithNonce,
-  checkAeadNonce,
-  checkAeadRange,
-  writeWgNonce,
-} from "./aead_nonce.ts";
+import { AEAD_NONCE_LEN, checkAeadRange, NonceAeadKey } from "./aead_nonce.ts";
 
 /** Length of the BLAKE2s MAC used by WireGuard (MAC1/MAC2/cookie). */
 const MAC128_LEN = 16;
@@ -49,9 +43,8 @@ function equalCt(a: Uint8Array, aOff: number, b: Uint8Array, n: number): boolean
 }
 
 /** One ChaCha20-Poly1305 key with its scratch buffers. */
-class NobleAeadKey implements AeadKeyWithNonce {
+class NobleAeadKey extends NonceAeadKey {
   readonly #key = new Uint8Array(KEY_LEN);
-  readonly #nonce = new Uint8Array(AEAD_NONCE_LEN);
   readonly #polyKey = new Uint8Array(32);
   readonly #lengths = new Uint8Array(16);
   readonly #lengthsView = new DataView(this.#lengths.buffer);
@@ -60,62 +53,29 @@ class NobleAeadKey implements AeadKeyWithNonce {
 
   constructor(key: Uint8Array) {
     checkKey(key, "ChaCha20-Poly1305 key");
+    super(new Uint8Array(AEAD_NONCE_LEN));
     this.#key.set(key);
   }
 
-  seal(counter: number, aad: Uint8Array | null, buf: Uint8Array, off: number, len: number): number {
-    writeWgNonce(this.#nonce, counter);
-    return this.#seal(aad, buf, off, len);
-  }
-
-  open(counter: number, aad: Uint8Array | null, buf: Uint8Array, off: number, len: number): number {
-    writeWgNonce(this.#nonce, counter);
-    return this.#open(aad, buf, off, len);
-  }
-
-  sealWithNonce(
-    nonce: Uint8Array,
-    aad: Uint8Array | null,
-    buf: Uint8Array,
-    off: number,
-    len: number,
-  ): number {
-    checkAeadNonce(nonce);
-    this.#nonce.set(nonce);
-    return this.#seal(aad, buf, off, len);
-  }
-
-  openWithNonce(
-    nonce: Uint8Array,
-    aad: Uint8Array | null,
-    buf: Uint8Array,
-    off: number,
-    len: number,
-  ): number {
-    checkAeadNonce(nonce);
-    this.#nonce.set(nonce);
-    return this.#open(aad, buf, off, len);
-  }
-
-  dispose(): void {
+  override dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
     this.#key.fill(0);
     this.#polyKey.fill(0);
   }
 
-  #seal(aad: Uint8Array | null, buf: Uint8Array, off: number, len: number): number {
+  protected sealCurrentNonce(aad: Uint8Array | null, buf: Uint8Array, off: number, len: number): number {
     checkAeadRange(buf, off, len, AEAD_TAG_LEN);
     const data = buf.subarray(off, off + len);
     this.#derivePolyKey();
     // RFC 8439 §2.8: the payload keystream starts at block counter 1 (block 0 made the one-time key).
-    chacha20(this.#key, this.#nonce, data, data, 1);
+    chacha20(this.#key, this.nonce, data, data, 1);
     this.#computeTag(aad, data);
     buf.set(this.#tag, off + len);
     return len + AEAD_TAG_LEN;
   }
 
-  #open(aad: Uint8Array | null, buf: Uint8Array, off: number, len: number): number {
+  protected openCurrentNonce(aad: Uint8Array | null, buf: Uint8Array, off: number, len: number): number {
     if (len < AEAD_TAG_LEN) return -1;
     checkAeadRange(buf, off, len, 0);
     const ctLen = len - AEAD_TAG_LEN;
@@ -124,7 +84,7 @@ class NobleAeadKey implements AeadKeyWithNonce {
     // Authenticate before decrypting (RFC 8439 §2.8): nothing is touched when the tag is wrong.
     this.#computeTag(aad, data);
     if (!equalCt(buf, off + ctLen, this.#tag, AEAD_TAG_LEN)) return -1;
-    chacha20(this.#key, this.#nonce, data, data, 1);
+    chacha20(this.#key, this.nonce, data, data, 1);
     return ctLen;
   }
 
@@ -132,7 +92,7 @@ class NobleAeadKey implements AeadKeyWithNonce {
   #derivePolyKey(): void {
     if (this.#disposed) throw new Error("AeadKey used after dispose()");
     this.#polyKey.fill(0);
-    chacha20(this.#key, this.#nonce, this.#polyKey, this.#polyKey, 0);
+    chacha20(this.#key, this.nonce, this.#polyKey, this.#polyKey, 0);
   }
 
   /** Poly1305 over AAD || pad16 || ciphertext || pad16 || le64(len AAD) || le64(len ct) into #tag. */
