@@ -2,7 +2,8 @@
 # GC trace of the data path: two fz-gateway standalone peers in network namespaces, iperf3 one TCP
 # stream each way through the tunnel, V8's --trace-gc on. Prints the packet worker's scavenges per
 # million packets in the steady state (the hot path is meant to allocate nothing per packet).
-# Root only. Usage: sudo scripts/gc_trace.sh [SECONDS_PER_DIRECTION]
+# Root only. Usage: sudo [FZ_GC_EXTRA=--no-offload] scripts/gc_trace.sh [SECONDS_PER_DIRECTION]
+# (FZ_GC_EXTRA: extra options for both peers, e.g. --no-offload to leave TUN offloads out)
 set -euo pipefail
 secs=${1:-8}
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -49,10 +50,10 @@ for n in "$a" "$b"; do ip -n "$n" link set lo up; done
 ip -n "$a" link set "${a}v" up; ip -n "$b" link set "${b}v" up
 
 cd "$here"
-ip netns exec "$a" "$deno" run --v8-flags=--trace-gc -A main.ts standalone -c "$tmp/a.conf" \
+ip netns exec "$a" "$deno" run --v8-flags=--trace-gc -A main.ts standalone ${FZ_GC_EXTRA:-} -c "$tmp/a.conf" \
   --health-check-addr 127.0.0.1:9911 >"$tmp/a.log" 2>&1 &
 pids+=($!)
-ip netns exec "$b" "$deno" run --v8-flags=--trace-gc -A main.ts standalone -c "$tmp/b.conf" \
+ip netns exec "$b" "$deno" run --v8-flags=--trace-gc -A main.ts standalone ${FZ_GC_EXTRA:-} -c "$tmp/b.conf" \
   --health-check-addr 127.0.0.1:9911 >"$tmp/b.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do ip netns exec "$a" ping -c1 -W1 10.77.0.2 >/dev/null 2>&1 && break; sleep 0.2; done
