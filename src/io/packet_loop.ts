@@ -49,8 +49,10 @@ export const LoopStat = {
   SendBlocked: 7,
   SendDropped: 8,
   ControlMessages: 9,
+  /** Unexpected exceptions caught in the loop (bugs; each is logged at ERROR). */
+  Errors: 10,
 } as const;
-const STAT_COUNT = 10;
+const STAT_COUNT = 11;
 
 /** Options of a {@link PacketLoop}. */
 export interface PacketLoopOptions {
@@ -153,17 +155,27 @@ export class PacketLoop {
       if (wait < 0 || this.#tun.hasPendingSegments) wait = 0;
       poll.poll(wait);
       stats[LoopStat.Wakeups]!++;
-      now = clock();
-      if (poll.revents(this.#pollWake) !== 0) this.#handleControl();
-      for (let i = 0; i < MAX_ITERS_PER_WAKE && !this.#stopped; i++) {
-        const fromUdp = this.#pumpUdp(now);
-        const fromTun = this.#pumpTun(now);
-        if (fromUdp === 0 && fromTun === 0) break;
+      // One bad packet or message must not take the whole data plane down: a broken invariant is
+      // logged with its stack and the loop goes on (a try block per wake-up costs nothing per packet).
+      try {
         now = clock();
+        if (poll.revents(this.#pollWake) !== 0) this.#handleControl();
+        for (let i = 0; i < MAX_ITERS_PER_WAKE && !this.#stopped; i++) {
+          const fromUdp = this.#pumpUdp(now);
+          const fromTun = this.#pumpTun(now);
+          if (fromUdp === 0 && fromTun === 0) break;
+          now = clock();
+        }
+        if (core.pollTimeout() <= now) core.handleTimeout(now);
+        this.#flushControlTransmits();
+        this.#opts.onWake?.(now);
+      } catch (error) {
+        stats[LoopStat.Errors]!++;
+        this.#tx.clear();
+        log.error("Packet loop error; continuing", {
+          error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+        });
       }
-      if (core.pollTimeout() <= now) core.handleTimeout(now);
-      this.#flushControlTransmits();
-      this.#opts.onWake?.(now);
     }
   }
 

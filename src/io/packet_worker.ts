@@ -187,51 +187,62 @@ function gatewayMode(m: GatewaySetup, backend: CryptoBackend, tun: TunDevice, no
         ? `wireguard.${DROP_REASON_NAMES[reason] ?? reason}`
         : `p2p.${P2P_DROP_NAMES[reason] ?? reason}`,
     handleOp: (op, now) => {
-      switch (op.op) {
-        case "init":
-          reply(op.id, () => core.init(op.msg, now));
-          break;
-        case "configureTun":
-          reply(op.id, () => tun.configure({ ipv4: op.config.ipv4, ipv6: op.config.ipv6 }));
-          break;
-        case "authorizeFlow":
-          reply(op.id, () => core.authorizeFlow(op.msg, now));
-          break;
-        case "requestConnection":
-          reply(op.id, () => core.requestConnection(op.msg, op.resolved, now));
-          break;
-        case "allowAccess":
-          reply(op.id, () => core.allowAccess(op.msg, op.resolved, now));
-          break;
-        case "rejectAccess":
-          core.rejectAccess(op.msg, now);
-          break;
-        case "addIceCandidates":
-          core.addIceCandidates(op.msg, now);
-          break;
-        case "removeIceCandidates":
-          core.removeIceCandidates(op.msg, now);
-          break;
-        case "updateRelays":
-          core.updateRelays(op.msg, now);
-          break;
-        case "updateResource":
-          core.updateResource(op.resource);
-          break;
-        case "updateExpiry":
-          core.updateExpiry(op.msg);
-          break;
-        case "dnsResolved":
-          core.handleDnsResolved(op.requestId, op.ips, op.dropped, now);
-          break;
-        case "goodbye":
-          reply(op.id, () => core.goodbyeAll(now));
-          break;
+      try {
+        applyOp(op, now);
+      } catch (e) {
+        log.error("Failed to apply a portal message in the data plane", {
+          op: op.op,
+          error: e instanceof Error ? e.message : String(e),
+        });
       }
       drainEvents();
     },
     onWake: drainEvents,
   };
+
+  function applyOp(op: GatewayOp, now: number): void {
+    switch (op.op) {
+      case "init":
+        reply(op.id, () => core.init(op.msg, now));
+        break;
+      case "configureTun":
+        reply(op.id, () => tun.configure({ ipv4: op.config.ipv4, ipv6: op.config.ipv6 }));
+        break;
+      case "authorizeFlow":
+        reply(op.id, () => core.authorizeFlow(op.msg, now));
+        break;
+      case "requestConnection":
+        reply(op.id, () => core.requestConnection(op.msg, op.resolved, now));
+        break;
+      case "allowAccess":
+        reply(op.id, () => core.allowAccess(op.msg, op.resolved, now));
+        break;
+      case "rejectAccess":
+        core.rejectAccess(op.msg, now);
+        break;
+      case "addIceCandidates":
+        core.addIceCandidates(op.msg, now);
+        break;
+      case "removeIceCandidates":
+        core.removeIceCandidates(op.msg, now);
+        break;
+      case "updateRelays":
+        core.updateRelays(op.msg, now);
+        break;
+      case "updateResource":
+        core.updateResource(op.resource);
+        break;
+      case "updateExpiry":
+        core.updateExpiry(op.msg);
+        break;
+      case "dnsResolved":
+        core.handleDnsResolved(op.requestId, op.ips, op.dropped, now);
+        break;
+      case "goodbye":
+        reply(op.id, () => core.goodbyeAll(now));
+        break;
+    }
+  }
 }
 
 function collectStats(loop: PacketLoop, tun: TunDevice, udp: UdpSockets, mode: Mode): WorkerStats {
