@@ -403,7 +403,11 @@ export class TunDevice {
       const cap = arena.capacityAt(off);
       let r: number;
       if (!this.vnetHdr) {
-        setU64(iov, 0, arena.baseAddress + off);
+        {
+          const a = arena.baseAddress + off; // inlined: a double argument to a non-inlined call is boxed
+          iov.setUint32(0, a % TWO_32, true);
+          iov.setUint32(4, (a - (a % TWO_32)) / TWO_32, true);
+        }
         setU64(iov, 8, cap);
         r = sym.readv(this.fd, this.#iovPtr, 1);
       } else {
@@ -412,11 +416,23 @@ export class TunDevice {
             `TUN offload needs an arena with scratchBytes >= ${TunDevice.scratchBytesFor(arena.slotSize)}`,
           );
         }
-        setU64(iov, 0, this.#hdrInAddr);
+        {
+          const a = this.#hdrInAddr; // inlined: a double argument to a non-inlined call is boxed
+          iov.setUint32(0, a % TWO_32, true);
+          iov.setUint32(4, (a - (a % TWO_32)) / TWO_32, true);
+        }
         setU64(iov, 8, VIRTIO_NET_HDR_LEN);
-        setU64(iov, 16, arena.baseAddress + off);
+        {
+          const a = arena.baseAddress + off; // inlined: a double argument to a non-inlined call is boxed
+          iov.setUint32(16, a % TWO_32, true);
+          iov.setUint32(16 + 4, (a - (a % TWO_32)) / TWO_32, true);
+        }
         setU64(iov, 24, cap);
-        setU64(iov, 32, arena.baseAddress + arena.scratchOffset + arena.slotSize);
+        {
+          const a = arena.baseAddress + arena.scratchOffset + arena.slotSize; // inlined: a double argument to a non-inlined call is boxed
+          iov.setUint32(32, a % TWO_32, true);
+          iov.setUint32(32 + 4, (a - (a % TWO_32)) / TWO_32, true);
+        }
         setU64(iov, 40, MAX_SUPER_PACKET);
         r = sym.readv(this.fd, this.#iovPtr, 3);
       }
@@ -542,14 +558,22 @@ export class TunDevice {
     const iov = this.#iov;
     const vnet = this.vnetHdr;
     if (vnet) {
-      setU64(iov, 0, this.#hdrOutAddr);
+      {
+        const a = this.#hdrOutAddr; // inlined: a double argument to a non-inlined call is boxed
+        iov.setUint32(0, a % TWO_32, true);
+        iov.setUint32(4, (a - (a % TWO_32)) / TWO_32, true);
+      }
       setU64(iov, 8, VIRTIO_NET_HDR_LEN);
     }
     if (!this.coalesce) {
       const dataIov = vnet ? 16 : 0;
       let written = 0;
       for (let i = 0; i < count; i++) {
-        setU64(iov, dataIov, arena.baseAddress + offsets[i]!);
+        {
+          const a = arena.baseAddress + offsets[i]!; // inlined: a double argument to a non-inlined call is boxed
+          iov.setUint32(dataIov, a % TWO_32, true);
+          iov.setUint32(dataIov + 4, (a - (a % TWO_32)) / TWO_32, true);
+        }
         setU64(iov, dataIov + 8, lengths[i]!);
         written += this.#writev(vnet ? 2 : 1, lengths[i]!, 1);
       }
@@ -568,7 +592,11 @@ export class TunDevice {
       consumed[i] = 1;
       const off = offsets[i]!;
       const len = lengths[i]!;
-      setU64(iov, 16, base + off);
+      {
+        const a = base + off; // inlined: a double argument to a non-inlined call is boxed
+        iov.setUint32(16, a % TWO_32, true);
+        iov.setUint32(16 + 4, (a - (a % TWO_32)) / TWO_32, true);
+      }
       setU64(iov, 24, len);
       if (!tcpSegmentInfo(bytes, off, len, first) || first.psh) {
         written += this.#writev(2, len, 1);
@@ -591,7 +619,11 @@ export class TunDevice {
         ) break;
         consumed[j] = 1;
         const slot = 16 * (members + 1);
-        setU64(iov, slot, base + offJ + cand.hdrLen);
+        {
+          const a = base + offJ + cand.hdrLen; // inlined: a double argument to a non-inlined call is boxed
+          iov.setUint32(slot, a % TWO_32, true);
+          iov.setUint32(slot + 4, (a - (a % TWO_32)) / TWO_32, true);
+        }
         setU64(iov, slot + 8, cand.payloadLen);
         total += cand.payloadLen;
         nextSeq = (nextSeq + cand.payloadLen) % TWO_32;
@@ -605,9 +637,17 @@ export class TunDevice {
       }
       tcpCoalesceHeader(bytes, off, first, total, segSize, psh, this.#hdr);
       this.#hdr.write(this.#hdrGso, 0);
-      setU64(iov, 0, this.#hdrGsoAddr);
+      {
+        const a = this.#hdrGsoAddr; // inlined: a double argument to a non-inlined call is boxed
+        iov.setUint32(0, a % TWO_32, true);
+        iov.setUint32(4, (a - (a % TWO_32)) / TWO_32, true);
+      }
       const n = this.#writev(members + 1, total, members);
-      setU64(iov, 0, this.#hdrOutAddr);
+      {
+        const a = this.#hdrOutAddr; // inlined: a double argument to a non-inlined call is boxed
+        iov.setUint32(0, a % TWO_32, true);
+        iov.setUint32(4, (a - (a % TWO_32)) / TWO_32, true);
+      }
       if (n > 0) {
         this.stats[TunStat.TxSuperPackets]!++;
         this.txCoalesced[members]!++;

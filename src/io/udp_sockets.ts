@@ -83,7 +83,8 @@ export const DEFAULT_SLOT_BYTES = 2048;
 /** The kernel coalesces at most this many datagrams per GRO receive. */
 const MAX_GRO_SEGMENTS = 64;
 
-const SOCKADDR_SLOT = 32; // sockaddr_in6 (28) rounded up for alignment
+const SOCKADDR_SLOT = 32;
+const TWO_32 = 4294967296; // sockaddr_in6 (28) rounded up for alignment
 const RECV_CONTROL_BYTES = 128;
 const SEND_CONTROL_BYTES = CMSG_SPACE_UDP_SEGMENT + CMSG_SPACE_PKTINFO6; // 64
 
@@ -634,9 +635,18 @@ export class UdpSocket {
       const iovFirst = batch.groupStart[m]!;
       for (let k = 0; k < nseg; k++) {
         const entry = batch.groupEntries[iovFirst + k]!;
-        writeIovec(view, batch.iovOff + (iovFirst + k) * IOVEC.SIZE, batch.address[entry]!, len[entry]!);
+        // Inlined writeIovec: the address is a double, which a non-inlined call would box.
+        const io = batch.iovOff + (iovFirst + k) * IOVEC.SIZE;
+        const a = batch.address[entry]!;
+        view.setUint32(io + IOVEC.BASE, a % TWO_32, true);
+        view.setUint32(io + IOVEC.BASE + 4, (a - (a % TWO_32)) / TWO_32, true);
+        setU64(view, io + IOVEC.LEN, len[entry]!);
       }
-      setU64(view, mo + MSGHDR.IOV, batch.metaBase + batch.iovOff + iovFirst * IOVEC.SIZE);
+      {
+        const a = batch.metaBase + batch.iovOff + iovFirst * IOVEC.SIZE; // inlined: a double argument to a non-inlined call is boxed
+        view.setUint32(mo + MSGHDR.IOV, a % TWO_32, true);
+        view.setUint32(mo + MSGHDR.IOV + 4, (a - (a % TWO_32)) / TWO_32, true);
+      }
       setU64(view, mo + MSGHDR.IOVLEN, nseg);
       let ctrl = 0;
       const ctrlOff = batch.controlOff + m * SEND_CONTROL_BYTES;
