@@ -638,7 +638,7 @@ function relayInfos(relays: InitMessage["relays"]): RelayInfo[] {
 }
 
 function copyAddr(a: PeerAddrView): PeerAddrView {
-  return PeerAddrView.fromSocketAddr(a.toSocketAddr());
+  return new PeerAddrView().copyFrom(a);
 }
 
 /** Map key of a client's tunnel IPv4 (as the hot path computes it from header bytes). */

@@ -24,8 +24,11 @@ const TAIL = 1;
 const DROPPED = 2;
 const LEN_BYTES = 4;
 
-/** Default ring size: big enough for an `init` with many authorizations. */
-export const DEFAULT_MAILBOX_BYTES = 1 << 20;
+/**
+ * Default ring size: twice the largest portal message the websocket accepts (16 MiB), so any portal
+ * message fits even re-encoded (memory is committed by the kernel only as it is touched).
+ */
+export const DEFAULT_MAILBOX_BYTES = 32 << 20;
 
 /** Allocates the shared memory for a mailbox of `capacity` data bytes. */
 export function createMailboxBuffer(capacity = DEFAULT_MAILBOX_BYTES): SharedArrayBuffer {

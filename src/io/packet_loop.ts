@@ -148,16 +148,16 @@ export class PacketLoop {
     const stats = this.stats;
     this.#flushControlTransmits();
     while (!this.#stopped) {
-      let now = clock();
-      const deadline = core.pollTimeout();
-      let wait = deadline - now;
-      if (wait > MAX_POLL_MS) wait = MAX_POLL_MS;
-      if (wait < 0 || this.#tun.hasPendingSegments) wait = 0;
-      poll.poll(wait);
-      stats[LoopStat.Wakeups]!++;
       // One bad packet or message must not take the whole data plane down: a broken invariant is
       // logged with its stack and the loop goes on (a try block per wake-up costs nothing per packet).
       try {
+        let now = clock();
+        const deadline = core.pollTimeout();
+        let wait = deadline - now;
+        if (wait > MAX_POLL_MS) wait = MAX_POLL_MS;
+        if (wait < 0 || this.#tun.hasPendingSegments) wait = 0;
+        poll.poll(wait);
+        stats[LoopStat.Wakeups]!++;
         now = clock();
         if (poll.revents(this.#pollWake) !== 0) this.#handleControl();
         for (let i = 0; i < MAX_ITERS_PER_WAKE && !this.#stopped; i++) {
@@ -274,22 +274,36 @@ export class PacketLoop {
       this.stats[LoopStat.SendBlocked]!++;
       const poll = this.#poll;
       const deadline = this.#opts.clock() + SEND_BLOCK_MS;
-      poll.setEvents(this.#pollV4, POLLOUT);
-      poll.setEvents(this.#pollV6, POLLOUT);
+      // Wait only for the sockets that still have datagrams queued; nothing else may wake us.
+      poll.setEvents(this.#pollTun, 0);
+      poll.setEvents(this.#pollWake, 0);
       while (tx.count > 0) {
         const left = deadline - this.#opts.clock();
         if (left <= 0) break;
+        let v4 = false;
+        let v6 = false;
+        for (let i = 0; i < tx.count; i++) {
+          if (tx.family[i] === 4) v4 = true;
+          else v6 = true;
+        }
+        poll.setEvents(this.#pollV4, v4 ? POLLOUT : 0);
+        poll.setEvents(this.#pollV6, v6 ? POLLOUT : 0);
         poll.poll(left);
         this.#udp.sendBatch(tx);
       }
       poll.setEvents(this.#pollV4, POLLIN);
       poll.setEvents(this.#pollV6, POLLIN);
+      poll.setEvents(this.#pollTun, POLLIN);
+      poll.setEvents(this.#pollWake, POLLIN);
       if (tx.count > 0) {
-        this.stats[LoopStat.SendDropped]! += tx.count;
+        const dropped = tx.count;
+        this.stats[LoopStat.SendDropped]! += dropped;
         tx.clear();
+        this.stats[LoopStat.UdpTxPackets]! += total - dropped;
+        return;
       }
     }
-    this.stats[LoopStat.UdpTxPackets]! += total - tx.count;
+    this.stats[LoopStat.UdpTxPackets]! += total;
   }
 
   /** Control path: copies an output that does not live in an arena into a control slot. */

@@ -26,6 +26,7 @@ export class PacketWorkerHost {
   #onEvent: ((event: WorkerEvent) => void) | null = null;
   readonly #early: WorkerEvent[] = [];
   #exited = false;
+  #closed = false;
 
   /** Use {@link PacketWorkerHost.start}. */
   constructor(worker: Worker, mailbox: Mailbox, wake: EventFd, info: WorkerReady, stopped: Promise<void>) {
@@ -65,6 +66,7 @@ export class PacketWorkerHost {
             resolve(host);
             break;
           case "error":
+            resolveStopped();
             if (host === null) reject(new Error(ev.message));
             else host.#exit(ev.message);
             break;
@@ -106,10 +108,21 @@ export class PacketWorkerHost {
     else this.#early.push(event);
   }
 
-  /** Sends a control message and wakes the worker. */
-  send(message: WorkerControl): void {
-    if (!this.#mailbox.send(message)) log.warn("Packet worker mailbox full; control message dropped");
+  /**
+   * Sends a control message and wakes the worker. Returns false when it could not be delivered (the
+   * worker stopped, or the message does not fit the mailbox); the caller must not wait for an answer.
+   */
+  send(message: WorkerControl): boolean {
+    if (this.#closed) return false;
+    if (!this.#mailbox.send(message)) {
+      log.error("Packet worker mailbox full; control message dropped", {
+        type: message.type,
+        ...(message.type === "gateway" ? { op: message.op.op } : {}),
+      });
+      return false;
+    }
     this.#wake.signal();
+    return true;
   }
 
   /** Stops the loop, waits for the devices to close (bounded), then ends the worker. */
@@ -120,6 +133,7 @@ export class PacketWorkerHost {
     const timeout = new Promise<void>((r) => timer = setTimeout(r, STOP_TIMEOUT_MS));
     await Promise.race([this.#stopped, timeout]);
     clearTimeout(timer);
+    this.#closed = true;
     this.#worker.terminate();
     this.#wake.close();
   }

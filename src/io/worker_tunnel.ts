@@ -196,14 +196,28 @@ export class WorkerTunnel implements TunnelControl {
     return this.#nextId++;
   }
 
+  /**
+   * Fire-and-forget ops (reject_access, candidates, ...). Losing one would leave the data plane out
+   * of step with the portal (e.g. access not revoked), so a failed delivery is fatal.
+   */
   #send(op: GatewayOp): void {
-    this.#host.send({ type: "gateway", op });
+    if (this.#host.send({ type: "gateway", op }) || this.#stopped) return;
+    this.#listener({
+      type: "fatal",
+      error:
+        `The data plane could not take the portal message "${op.op}" (packet worker gone or message too large)`,
+    });
   }
 
   #call(op: GatewayOp & { id: number }): Promise<unknown> {
     return new Promise((resolve, reject) => {
       this.#pending.set(op.id, { resolve, reject });
-      this.#send(op);
+      if (!this.#host.send({ type: "gateway", op })) {
+        this.#pending.delete(op.id);
+        reject(
+          new Error(`the data plane could not take "${op.op}" (packet worker gone or message too large)`),
+        );
+      }
     });
   }
 

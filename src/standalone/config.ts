@@ -52,6 +52,11 @@ export interface StandaloneConfig {
 export const DEFAULT_STANDALONE_TUN_NAME = "tun-fz0";
 /** Default MTU (spec §3.7: the Firezone tunnel MTU). */
 export const DEFAULT_STANDALONE_MTU = 1280;
+/**
+ * Largest MTU the data path carries: its packet slots are 2048 bytes, of which 20 are headroom for
+ * the WireGuard and ChannelData headers and 31 tailroom for the tag and padding.
+ */
+export const MAX_STANDALONE_MTU = 1997;
 
 /** A configuration problem at one line. */
 export class ConfigError extends Error {
@@ -163,7 +168,9 @@ export function parseStandaloneConfig(text: string, file = "config"): Standalone
           break;
         case "mtu": {
           const n = parseInteger(value, key, lineNo, fail);
-          if (n < 1280 || n > 65535) fail(lineNo, `MTU ${n} is out of range: expected 1280 to 65535`);
+          if (n < 1280 || n > MAX_STANDALONE_MTU) {
+            fail(lineNo, `MTU ${n} is out of range: expected 1280 to ${MAX_STANDALONE_MTU}`);
+          }
           mtu = n;
           break;
         }

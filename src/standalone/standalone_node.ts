@@ -18,7 +18,13 @@ import type { Rng } from "../rng.ts";
 import { RingQueue } from "../util/ring_queue.ts";
 import type { SocketAddr } from "../wire/ip_addr.ts";
 import { PeerAddrView } from "../p2p/peer_addr.ts";
-import { WG_TYPE_DATA, WG_TYPE_HANDSHAKE_INIT, wgMessageType, wgReceiverIndex } from "../wire/wireguard.ts";
+import {
+  WG_TYPE_COOKIE_REPLY,
+  WG_TYPE_DATA,
+  WG_TYPE_HANDSHAKE_INIT,
+  wgMessageType,
+  wgReceiverIndex,
+} from "../wire/wireguard.ts";
 import type { WallClock } from "../wireguard/handshake.ts";
 import { parseHandshakeAnon } from "../wireguard/handshake.ts";
 import { StaticIdentity } from "../wireguard/identity.ts";
@@ -97,6 +103,8 @@ interface Route {
   readonly words: Int32Array;
   readonly prefix: number;
   readonly peer: Peer;
+  /** Index of the peer in the configuration. */
+  readonly order: number;
 }
 
 /**
@@ -150,10 +158,11 @@ export class StandaloneNode implements PacketCore {
       }
       this.#peers.push(peer);
       this.#byIndex.set(tunnel.index, peer);
-      for (const net of pc.allowedIps) this.#routes.push({ ...net, words: toWords(net), peer });
+      for (const net of pc.allowedIps) this.#routes.push({ ...net, words: toWords(net), peer, order: i });
     }
-    // Longest prefix first: the first match of a linear scan is the best one.
-    this.#routes.sort((a, b) => b.prefix - a.prefix);
+    // Longest prefix first: the first match of a linear scan is the best one. A network listed by
+    // several peers belongs to the last of them, as with wg(8).
+    this.#routes.sort((a, b) => b.prefix - a.prefix || b.order - a.order);
     // Peers with an endpoint and a persistent keepalive start a handshake right away (like wg-quick).
     for (let i = 0; i < this.#peers.length; i++) {
       const peer = this.#peers[i]!;
@@ -228,8 +237,15 @@ export class StandaloneNode implements PacketCore {
       }
       return this.#drop(out, DropLayer.WireGuard, wg.dropReason);
     }
-    // Authenticated: the endpoint follows the peer (roaming).
-    if (!peer.hasEndpoint || !peer.endpoint.equals(from)) {
+    if (r === WgResult.WriteToNetwork && wg.messageType === WG_TYPE_COOKIE_REPLY) {
+      // Under load: a cookie reply to whoever sent the (not yet authenticated) handshake message.
+      // It proves nothing about the sender, so the peer's endpoint stays where it is.
+      this.#queueCopy(wg.buf, wg.off, wg.len, from);
+      return CoreResult.Done;
+    }
+    // Authenticated (data, keepalive, or a completed handshake step): the endpoint follows the
+    // peer (roaming). A consumed cookie reply (type 3) authenticates nothing of the peer.
+    if (type !== WG_TYPE_COOKIE_REPLY && (!peer.hasEndpoint || !peer.endpoint.equals(from))) {
       if (log.debugEnabled) {
         log.debug("Peer endpoint changed", { peer: peer.name, endpoint: from.toString() });
       }

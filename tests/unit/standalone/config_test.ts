@@ -92,3 +92,11 @@ for (
     });
   });
 }
+
+Deno.test("parseStandaloneConfig() refuses an MTU the data path cannot carry", () => {
+  assert.throws(
+    () => parseStandaloneConfig(`[Interface]\nPrivateKey=${KEY_A}\nMTU = 9000\n`, "x.conf"),
+    /x\.conf:3: MTU 9000 is out of range: expected 1280 to 1997/,
+  );
+  assert.equal(parseStandaloneConfig(`[Interface]\nPrivateKey=${KEY_A}\nMTU = 1997\n`).mtu, 1997);
+});

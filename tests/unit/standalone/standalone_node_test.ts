@@ -224,3 +224,24 @@ Deno.test("StandaloneNode warns (rate-limited) when a peer's handshake fails aut
     configureLogging({ sink: () => {}, filter: () => Level.Info });
   }
 });
+
+Deno.test("StandaloneNode gives a network listed by two peers to the last one (as wg does)", () => {
+  const C = keypair(3);
+  const cfg = parseStandaloneConfig(
+    `[Interface]\nPrivateKey=${A.priv}\n[Peer]\nPublicKey=${B.pub}\nAllowedIPs=10.5.0.0/16\nEndpoint=192.0.2.2:1\n` +
+      `[Peer]\nPublicKey=${C.pub}\nAllowedIPs=10.5.0.0/16\nEndpoint=192.0.2.3:1\n`,
+  );
+  const node = new StandaloneNode({
+    config: cfg,
+    endpoints: [socketAddr("192.0.2.2", 1), socketAddr("192.0.2.3", 1)],
+    backend,
+    rng: new SeededRng(5),
+    wallClock: (t) => t,
+    now: 0,
+  });
+  const out = new CoreOut();
+  const p = ipPacket("10.0.0.1", "10.5.1.1", "x");
+  node.handleTunPacket(p.buf, HEAD, p.len, out, 0); // no session yet: an initiation goes to the owner
+  const t = node.pollTransmit();
+  assert.equal(t?.dst.toString(), "192.0.2.3:1");
+});
