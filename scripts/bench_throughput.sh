@@ -62,7 +62,7 @@ KEEP_LOGS=0
 TUN_MTU=1280
 HEALTH_PORT=18080
 PY=${PY:-python3}
-FZ_GW_CMD=${FZ_GW_CMD:-./scripts/deno run --allow-all main.ts standalone --config}
+FZ_GW_CMD=${FZ_GW_CMD:-./scripts/deno run --allow-all --v8-flags=--max-inlined-bytecode-size-cumulative=20000 main.ts standalone --config}
 FZ_GW_HEALTH=${FZ_GW_HEALTH:-auto}
 
 usage() {

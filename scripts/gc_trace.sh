@@ -50,10 +50,10 @@ for n in "$a" "$b"; do ip -n "$n" link set lo up; done
 ip -n "$a" link set "${a}v" up; ip -n "$b" link set "${b}v" up
 
 cd "$here"
-ip netns exec "$a" "$deno" run --v8-flags=--trace-gc -A main.ts standalone ${FZ_GC_EXTRA:-} -c "$tmp/a.conf" \
+ip netns exec "$a" "$deno" run --v8-flags=--trace-gc,--max-inlined-bytecode-size-cumulative=20000 -A main.ts standalone ${FZ_GC_EXTRA:-} -c "$tmp/a.conf" \
   --health-check-addr 127.0.0.1:9911 >"$tmp/a.log" 2>&1 &
 pids+=($!)
-ip netns exec "$b" "$deno" run --v8-flags=--trace-gc -A main.ts standalone ${FZ_GC_EXTRA:-} -c "$tmp/b.conf" \
+ip netns exec "$b" "$deno" run --v8-flags=--trace-gc,--max-inlined-bytecode-size-cumulative=20000 -A main.ts standalone ${FZ_GC_EXTRA:-} -c "$tmp/b.conf" \
   --health-check-addr 127.0.0.1:9911 >"$tmp/b.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do ip netns exec "$a" ping -c1 -W1 10.77.0.2 >/dev/null 2>&1 && break; sleep 0.2; done

@@ -22,7 +22,7 @@ Deno.test("scripts/compile.ts passes DENORT_BIN through and prints the deno comp
   assert.match(stdout, new RegExp(`using the local denort from DENORT_BIN=${denort} \\(no download\\)`));
   assert.match(
     stdout,
-    /compile --allow-all --include src\/io\/packet_worker\.ts --output dist\/test-fz-gateway main\.ts \(env DENORT_BIN=/,
+    /compile --allow-all --v8-flags=--max-inlined-bytecode-size-cumulative=20000 --include src\/io\/packet_worker\.ts --output dist\/test-fz-gateway main\.ts \(env DENORT_BIN=/,
   );
 });
 
