@@ -18,7 +18,9 @@ import {
   IN6_PKTINFO,
   IN_PKTINFO,
   IP_PKTINFO,
+  IP_TOS,
   IPV6_PKTINFO,
+  IPV6_TCLASS,
   MSG_DONTWAIT,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
@@ -41,6 +43,8 @@ export const CMSG_SPACE_UDP_SEGMENT = cmsgSpace(2);
 export const CMSG_SPACE_PKTINFO4 = cmsgSpace(IN_PKTINFO.SIZE);
 /** Bytes of an IPV6_PKTINFO cmsg. */
 export const CMSG_SPACE_PKTINFO6 = cmsgSpace(IN6_PKTINFO.SIZE);
+/** Bytes of an IP_TOS / IPV6_TCLASS send cmsg (an int). */
+export const CMSG_SPACE_TOS = cmsgSpace(4);
 /** Bytes of a receive-side UDP_GRO cmsg (int payload). */
 export const CMSG_SPACE_UDP_GRO = cmsgSpace(4);
 
@@ -175,12 +179,27 @@ export function writePktinfoCmsg(
   return CMSG_SPACE_PKTINFO6;
 }
 
+/**
+ * Writes the traffic-class cmsg of a send (IP_TOS for IPv4, IPV6_TCLASS for IPv6, an int) carrying
+ * `ecn` in its two low bits (spec §4.11: the outer ECN follows the inner packet). Returns the bytes used.
+ */
+export function writeTosCmsg(view: DataView, off: number, family: 4 | 6, ecn: number): number {
+  const data = family === 4
+    ? writeCmsgHeader(view, off, SOL_IP, IP_TOS, 4)
+    : writeCmsgHeader(view, off, SOL_IPV6, IPV6_TCLASS, 4);
+  view.setInt32(data, ecn & 3, true);
+  view.setUint32(data + 4, 0, true); // alignment padding
+  return CMSG_SPACE_TOS;
+}
+
 /** What {@link parseRecvCmsgs} found in one datagram's control buffer. */
 export class RecvCmsgInfo {
   /** Offset of the local destination address (4 or 16 bytes), or -1 when no pktinfo was present. */
   dstAddrOff = -1;
   /** GRO segment size, or 0 when the datagram was not coalesced. */
   groSegmentSize = 0;
+  /** ECN bits of the outer IP header (IP_RECVTOS / IPV6_RECVTCLASS), 0 when not reported. */
+  ecn = 0;
 }
 
 /**
@@ -190,6 +209,7 @@ export class RecvCmsgInfo {
 export function parseRecvCmsgs(view: DataView, off: number, len: number, out: RecvCmsgInfo): void {
   out.dstAddrOff = -1;
   out.groSegmentSize = 0;
+  out.ecn = 0;
   let p = off;
   const end = off + len;
   while (p + CMSGHDR.SIZE <= end) {
@@ -205,6 +225,10 @@ export function parseRecvCmsgs(view: DataView, off: number, len: number, out: Re
     } else if (level === SOL_UDP && type === UDP_GRO && cmsgLen >= CMSGHDR.SIZE + 2) {
       // The kernel writes an int; older ones a u16. Both are little-endian, so read 16 bits.
       out.groSegmentSize = view.getUint16(data, true);
+    } else if (level === SOL_IP && type === IP_TOS && cmsgLen >= CMSGHDR.SIZE + 1) {
+      out.ecn = view.getUint8(data) & 3; // IPv4 delivers the TOS byte
+    } else if (level === SOL_IPV6 && type === IPV6_TCLASS && cmsgLen >= CMSGHDR.SIZE + 4) {
+      out.ecn = view.getInt32(data, true) & 3; // IPv6 delivers the traffic class as an int
     }
     p += (cmsgLen + 7) & ~7;
   }

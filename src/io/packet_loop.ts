@@ -17,6 +17,7 @@ import { PollSet } from "../../ffi/poll.ts";
 import { logger } from "../log.ts";
 import { CoreOut, CoreResult, type PacketCore } from "../packet_core.ts";
 import { PeerAddrView } from "../p2p/peer_addr.ts";
+import { applyOuterEcn, ECN_CE, innerEcn } from "../wire/ecn.ts";
 import { PacketArena, TUN_HEADROOM, TUN_TAILROOM } from "./packet_arena.ts";
 import { TunDevice } from "./tun_device.ts";
 import { type UdpRecvBatch, UdpSendBatch, type UdpSockets } from "./udp_sockets.ts";
@@ -207,6 +208,8 @@ export class PacketLoop {
       local.setBytes(addr, rx.dstAddrOff[i]!, family, rx.localPort[i]!);
       const r = core.handleDatagram(bytes, rx.offset[i]!, rx.length[i]!, from, local, out, now);
       if (r === CoreResult.ToTun) {
+        // Congestion Experienced on the outer header carries over to an ECN-capable inner packet.
+        if (rx.ecn[i] === ECN_CE) applyOuterEcn(out.buf, out.off, out.len, ECN_CE);
         if (out.buf === bytes) {
           this.#tunTxOffsets[tunCount] = out.off;
           this.#tunTxLengths[tunCount] = out.len;
@@ -239,16 +242,18 @@ export class PacketLoop {
     const tx = this.#tx;
     const bytes = arena.bytes;
     for (let i = 0; i < n; i++) {
-      const r = core.handleTunPacket(bytes, this.#tunOffsets[i]!, this.#tunLengths[i]!, out, now);
+      const off = this.#tunOffsets[i]!;
+      const len = this.#tunLengths[i]!;
+      // The outer datagram carries the inner packet's ECN bits (read before encryption).
+      const ecn = innerEcn(bytes, off, len);
+      const r = core.handleTunPacket(bytes, off, len, out, now);
       if (r === CoreResult.ToNetwork) {
         const dst = out.dst!;
-        const src = out.src;
+        const src = out.src ? out.src.bytes : null;
         if (out.buf === bytes) {
-          if (
-            !tx.push(arena, out.off, out.len, dst.family, dst.bytes, 0, dst.port, src ? src.bytes : null, 0)
-          ) {
+          if (!tx.push(arena, out.off, out.len, dst.family, dst.bytes, 0, dst.port, src, 0, ecn)) {
             this.#flushUdp();
-            tx.push(arena, out.off, out.len, dst.family, dst.bytes, 0, dst.port, src ? src.bytes : null, 0);
+            tx.push(arena, out.off, out.len, dst.family, dst.bytes, 0, dst.port, src, 0, ecn);
           }
         } else {
           this.#queueCopy(out);

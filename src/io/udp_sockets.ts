@@ -21,7 +21,9 @@ import {
   getU64,
   IOVEC,
   IP_PKTINFO,
+  IP_RECVTOS,
   IPV6_RECVPKTINFO,
+  IPV6_RECVTCLASS,
   IPV6_V6ONLY,
   MMSGHDR,
   MSG_TRUNC,
@@ -43,6 +45,7 @@ import {
 import {
   bindSocket,
   CMSG_SPACE_PKTINFO6,
+  CMSG_SPACE_TOS,
   CMSG_SPACE_UDP_SEGMENT,
   enableUdpGro,
   getSockOptInt,
@@ -56,6 +59,7 @@ import {
   trySetSockOptInt,
   udpSocket,
   writePktinfoCmsg,
+  writeTosCmsg,
   writeUdpSegmentCmsg,
 } from "../../ffi/udp_linux.ts";
 import { logger } from "../log.ts";
@@ -86,7 +90,7 @@ const MAX_GRO_SEGMENTS = 64;
 const SOCKADDR_SLOT = 32;
 const TWO_32 = 4294967296; // sockaddr_in6 (28) rounded up for alignment
 const RECV_CONTROL_BYTES = 128;
-const SEND_CONTROL_BYTES = CMSG_SPACE_UDP_SEGMENT + CMSG_SPACE_PKTINFO6; // 64
+const SEND_CONTROL_BYTES = CMSG_SPACE_UDP_SEGMENT + CMSG_SPACE_PKTINFO6 + CMSG_SPACE_TOS; // 80
 
 /** Indices into {@link UdpSocket.stats}. */
 export const UdpStat = {
@@ -142,6 +146,8 @@ export class UdpRecvBatch {
   readonly localPort: Uint16Array;
   /** GRO segment size of the message the datagram came from (its own length if not coalesced). */
   readonly segmentSize: Uint32Array;
+  /** ECN bits of the datagram's outer IP header (0 when the kernel did not report them). */
+  readonly ecn: Uint8Array;
 
   /** @internal Receive slots used so far in this batch (several sockets may append). */
   slotsUsed = 0;
@@ -173,6 +179,7 @@ export class UdpRecvBatch {
     this.dstAddrOff = new Uint32Array(e);
     this.localPort = new Uint16Array(e);
     this.segmentSize = new Uint32Array(e);
+    this.ecn = new Uint8Array(e);
 
     const iovOff = slots * MMSGHDR.SIZE;
     this.mmsgOff = 0;
@@ -246,6 +253,8 @@ export class UdpSendBatch {
   readonly offset: Uint32Array;
   readonly length: Uint32Array;
   readonly family: Uint8Array;
+  /** ECN bits to put in the outer IP header (0 = Not-ECT). */
+  readonly ecn: Uint8Array;
   readonly dstPort: Uint16Array;
   /** @internal 16 bytes per entry (IPv4 in the first 4). */
   readonly dst: Uint8Array;
@@ -278,6 +287,7 @@ export class UdpSendBatch {
     this.offset = new Uint32Array(capacity);
     this.length = new Uint32Array(capacity);
     this.family = new Uint8Array(capacity);
+    this.ecn = new Uint8Array(capacity);
     this.dstPort = new Uint16Array(capacity);
     this.dst = new Uint8Array(capacity * 16);
     this.hasSrc = new Uint8Array(capacity);
@@ -309,7 +319,8 @@ export class UdpSendBatch {
   /**
    * Queues `len` bytes at `arena.bytes[off]` for `dst` (4 or 16 bytes at `dstBytes[dstOff]`,
    * by `family`) port `dstPort`, from source address `srcBytes[srcOff]` (same family) or, when
-   * `srcBytes` is null, whatever the kernel picks. Returns false when the batch is full.
+   * `srcBytes` is null, whatever the kernel picks, with `ecn` in the outer IP header (default
+   * Not-ECT). Returns false when the batch is full.
    */
   push(
     arena: PacketArena,
@@ -321,9 +332,11 @@ export class UdpSendBatch {
     dstPort: number,
     srcBytes: Uint8Array | null,
     srcOff: number,
+    ecn = 0,
   ): boolean {
     const i = this.count;
     if (i === this.capacity) return false;
+    this.ecn[i] = ecn;
     this.address[i] = arena.baseAddress + off;
     this.offset[i] = off;
     this.length[i] = len;
@@ -364,6 +377,7 @@ export class UdpSendBatch {
         this.offset[w] = this.offset[r]!;
         this.length[w] = this.length[r]!;
         this.family[w] = this.family[r]!;
+        this.ecn[w] = this.ecn[r]!;
         this.dstPort[w] = this.dstPort[r]!;
         this.hasSrc[w] = this.hasSrc[r]!;
         this.arenas[w] = this.arenas[r]!;
@@ -463,6 +477,9 @@ export class UdpSocket {
       setBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, options.recvBufferBytes ?? RECV_BUFFER_BYTES, "receive");
       if (family === 4) setSockOptInt(fd, SOL_IP, IP_PKTINFO, 1, "IP_PKTINFO");
       else setSockOptInt(fd, SOL_IPV6, IPV6_RECVPKTINFO, 1, "IPV6_RECVPKTINFO");
+      // Report each datagram's ECN bits (spec §4.2 step 6); without them ECN is just not propagated.
+      if (family === 4) trySetSockOptInt(fd, SOL_IP, IP_RECVTOS, 1);
+      else trySetSockOptInt(fd, SOL_IPV6, IPV6_RECVTCLASS, 1);
       const gso = (options.gso ?? true) && probeUdpGso(fd);
       const gro = (options.gro ?? true) && enableUdpGro(fd);
       const port = options.port ?? GATEWAY_UDP_PORT;
@@ -555,6 +572,7 @@ export class UdpSocket {
         batch.dstAddrOff[e] = info.dstAddrOff;
         batch.localPort[e] = this.localPort;
         batch.segmentSize[e] = seg;
+        batch.ecn[e] = info.ecn;
         stats[UdpStat.RxBytes]! += len;
         e++;
         o += seg;
@@ -654,6 +672,7 @@ export class UdpSocket {
       if (batch.hasSrc[i] === 1) {
         ctrl += writePktinfoCmsg(meta, view, ctrlOff + ctrl, family, batch.src, i * 16);
       }
+      if (batch.ecn[i] !== 0) ctrl += writeTosCmsg(view, ctrlOff + ctrl, family, batch.ecn[i]!);
       setU64(view, mo + MSGHDR.CONTROLLEN, ctrl);
       view.setInt32(mo + MSGHDR.FLAGS, 0, true);
       m++;
@@ -727,6 +746,7 @@ export class UdpSocket {
 /** Same destination (address, port) and same source choice for entries `a` and `b`. */
 function sameRoute(batch: UdpSendBatch, a: number, b: number, family: 4 | 6): boolean {
   if (batch.dstPort[a] !== batch.dstPort[b] || batch.hasSrc[a] !== batch.hasSrc[b]) return false;
+  if (batch.ecn[a] !== batch.ecn[b]) return false; // one TOS cmsg per (GSO) message
   const n = family === 4 ? 4 : 16;
   const dst = batch.dst;
   const src = batch.src;

@@ -27,3 +27,4 @@ export {
   TURN_SERVER_PORT,
 } from "./demux.ts";
 export * from "./tso.ts";
+export * from "./ecn.ts";

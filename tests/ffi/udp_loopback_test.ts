@@ -390,3 +390,49 @@ Deno.test("raiseSocketBufferLimits() raises rmem_max/wmem_max but never lowers t
     await Deno.remove(root, { recursive: true });
   }
 });
+
+for (const family of [4, 6] as const) {
+  const loop = family === 4 ? "127.0.0.1" : "::1";
+  for (const gso of [false, true]) {
+    Deno.test({
+      name: `UdpSocket carries each datagram's ECN bits on ${loop} (${
+        gso ? "GSO" : "one datagram per message"
+      })`,
+      ignore: family === 6 && !hasIpv6,
+      fn() {
+        const p = pair(family, { gro: false }, { gso });
+        try {
+          const arena = new PacketArena({ slots: 8, slotSize: 2048 });
+          const batch = new UdpSendBatch(8);
+          // Equal sizes: with GSO the ECN change is what must split the messages.
+          const ecns = [2, 2, 1, 0, 2];
+          ecns.forEach((ecn, i) => {
+            assert.ok(
+              batch.push(
+                arena,
+                fill(arena, i, 100, i),
+                100,
+                family,
+                ip(loop),
+                0,
+                p.rx.localPort,
+                null,
+                0,
+                ecn,
+              ),
+            );
+          });
+          assert.equal(p.tx.sendBatch(batch), ecns.length);
+          const rb = p.rx.newRecvBatch(8);
+          assert.equal(receive(p.rx, rb, ecns.length), ecns.length);
+          ecns.forEach((ecn, i) => {
+            expectPattern(rb.arena.bytes, rb.offset[i]!, 100, i);
+            assert.equal(rb.ecn[i], ecn, `datagram ${i}`);
+          });
+        } finally {
+          p.close();
+        }
+      },
+    });
+  }
+}
