@@ -7,10 +7,7 @@
  * 6. generate the X25519 key and create the tunnel through the injected {@link TunnelFactory};
  * 7. serve `/healthz` and `/readyz`; 8. connect to the portal and handle its messages (§2.6) one at
  * a time, in order; 9. run until a fatal error (exit 1) or SIGINT/SIGTERM (goodbye, exit 0).
- *
- * A factory that throws {@link DataPlaneUnavailableError} does not stop the start-up: the gateway
- * still connects and joins (so token, URL and identity get checked), `/readyz` reports the reason,
- * and the first message that needs the data plane (normally `init`) ends the process with code 1.
+
  *
  * @module
  */
@@ -32,12 +29,7 @@ import {
   parseIngressMessage,
 } from "../portal/messages.ts";
 import { type ChannelEvent, PhoenixChannel } from "../portal/phoenix_channel.ts";
-import {
-  DataPlaneUnavailableError,
-  type TunnelControl,
-  type TunnelEvent,
-  type TunnelFactory,
-} from "../portal/tunnel_control.ts";
+import { type TunnelControl, type TunnelEvent, type TunnelFactory } from "../portal/tunnel_control.ts";
 import { formatUserAgent, type OsInfo } from "../portal/user_agent.ts";
 import { randomBytes, type Rng } from "../rng.ts";
 import { resolveFirezoneId } from "./identity_store.ts";
@@ -72,7 +64,6 @@ export interface GatewayAppOptions {
 export class GatewayApp {
   readonly #options: GatewayAppOptions;
   #tunnel: TunnelControl | null = null;
-  #tunnelError: Error | null = null;
   #portal: PortalSocket<IngressMessage> | null = null;
   #health: HealthServer | null = null;
   #removeSignals: () => void = () => {};
@@ -94,7 +85,7 @@ export class GatewayApp {
   readiness(): Readiness {
     const reasons: string[] = [];
     if (!this.#portal?.channel.isJoined) reasons.push("portal channel not joined");
-    if (this.#tunnel === null) reasons.push(this.#tunnelError?.message ?? "tunnel not created yet");
+    if (this.#tunnel === null) reasons.push("tunnel not created yet");
     else if (!this.#tunnel.isTunUp()) {
       reasons.push("TUN device not configured yet (waiting for init from the portal)");
     }
@@ -164,13 +155,7 @@ export class GatewayApp {
       });
       this.#tunnel.setEventListener((event) => this.#onTunnelEvent(event));
     } catch (e) {
-      if (!(e instanceof DataPlaneUnavailableError)) {
-        throw new Error(`Failed to create tunnel: ${errorText(e)}`);
-      }
-      this.#tunnelError = e;
-      log.error(
-        `${e.message}: connecting to the portal anyway; the gateway exits when the portal sends work`,
-      );
+      throw new Error(`Failed to create tunnel: ${errorText(e)}`);
     }
     if (this.#finished) {
       // A signal arrived while the tunnel was being created: teardown already ran without it.
@@ -303,7 +288,7 @@ export class GatewayApp {
 
   #requireTunnel(event: string): TunnelControl {
     if (this.#tunnel !== null) return this.#tunnel;
-    throw new Error(`Cannot handle "${event}" from the portal: ${this.#tunnelError?.message ?? "no tunnel"}`);
+    throw new Error(`Cannot handle "${event}" from the portal: no tunnel`);
   }
 
   async #nonFatal<T>(

@@ -128,8 +128,3 @@ export interface TunnelOptions {
 
 /** Creates the tunnel (upstream startup step 10–13). */
 export type TunnelFactory = (options: TunnelOptions) => Promise<TunnelControl>;
-
-/** Thrown by a {@link TunnelFactory} in a build without a data plane. */
-export class DataPlaneUnavailableError extends Error {
-  override name = "DataPlaneUnavailableError";
-}

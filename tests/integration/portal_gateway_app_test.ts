@@ -145,6 +145,26 @@ Deno.test("GatewayApp exits 1 when the TUN device cannot be configured", async (
   });
 });
 
+Deno.test("GatewayApp exits 1 with the reason when the data plane cannot be created", async () => {
+  const records: LogRecord[] = [];
+  configureLogging({ sink: (r) => records.push(r), filter: () => Level.Info });
+  try {
+    await withApp({
+      factory: () => Promise.reject(new Error("cannot open /dev/net/tun: Operation not permitted (EPERM)")),
+    }, async ({ stub, exit }) => {
+      assert.equal(await exit, 1);
+      assert.equal(stub.upgrades.length, 0, "no portal connection without a data plane");
+    });
+  } finally {
+    configureLogging({ sink: () => {}, filter: () => Level.Info });
+  }
+  const fatal = records.find((r) => r.level === Level.Error);
+  assert.match(
+    fatal?.message ?? "",
+    /Failed to start Gateway: Failed to create tunnel: cannot open \/dev\/net\/tun/,
+  );
+});
+
 Deno.test("GatewayApp exits 1 on a fatal portal error (401) with the operator message", async () => {
   const records: LogRecord[] = [];
   configureLogging({ sink: (r) => records.push(r), filter: () => Level.Info });
