@@ -18,6 +18,7 @@ import { createHealthApp, type Readiness } from "../health/app.ts";
 import { type HealthServer, startHealthServer } from "../health/server.ts";
 import { externalIdFor } from "../identity.ts";
 import { logger } from "../log.ts";
+import { LoopLagMonitor } from "./loop_lag.ts";
 import { LoginUrl } from "../portal/login_url.ts";
 import {
   broadcastIceCandidates,
@@ -64,6 +65,8 @@ export interface GatewayAppOptions {
 export class GatewayApp {
   readonly #options: GatewayAppOptions;
   #tunnel: TunnelControl | null = null;
+  /** Main-thread responsiveness for `GET /metrics/loop-lag`. */
+  readonly #lag = new LoopLagMonitor();
   #portal: PortalSocket<IngressMessage> | null = null;
   #health: HealthServer | null = null;
   #removeSignals: () => void = () => {};
@@ -163,7 +166,14 @@ export class GatewayApp {
       return;
     }
 
-    this.#health = startHealthServer(config.healthCheckAddr, createHealthApp(() => this.readiness()));
+    this.#lag.start();
+    this.#health = startHealthServer(
+      config.healthCheckAddr,
+      createHealthApp(() => this.readiness(), {
+        metrics: () => this.#tunnel?.stats() ?? null,
+        loopLag: () => this.#lag.read(),
+      }),
+    );
 
     const userAgent = formatUserAgent(this.#options.osInfo);
     const channel = new PhoenixChannel<IngressMessage>({
@@ -350,6 +360,7 @@ export class GatewayApp {
       }
       await this.#portal?.close();
       await this.#health?.shutdown();
+      this.#lag.stop();
     })();
     const outcome = await Promise.race([steps.then(() => "done" as const), deadline]);
     clearTimeout(timer);

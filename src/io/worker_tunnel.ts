@@ -92,8 +92,8 @@ export class WorkerTunnel implements TunnelControl {
     });
   }
 
-  /** Data-path counters (for `/metrics`). */
-  get stats(): unknown {
+  /** Data-path counters (for `/metrics`), posted by the worker about once a second. */
+  stats(): unknown {
     return this.#host.stats;
   }
 

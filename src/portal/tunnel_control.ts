@@ -80,6 +80,9 @@ export interface TunnelControl {
   /** True once {@link configureTun} succeeded and the device is up (drives `/readyz`). */
   isTunUp(): boolean;
 
+  /** Data-path counters for `GET /metrics` (JSON), or null when none are available yet. */
+  stats(): unknown;
+
   /** §2.6.2: upsert the client's connection, then allow access to the resource. */
   authorizeFlow(message: AuthorizeFlowMessage): Promise<AuthorizeFlowResult>;
 

@@ -78,6 +78,10 @@ export class RecordingTunnel implements TunnelControl {
     return Promise.resolve();
   }
 
+  stats(): unknown {
+    return { fake: true };
+  }
+
   isTunUp(): boolean {
     return this.tunUp;
   }

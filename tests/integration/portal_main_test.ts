@@ -80,6 +80,16 @@ Deno.test({
             return r.status === 200 && body.ready ? true : null;
           }, "readyz 200 after init");
 
+          // Operators' JSON endpoints: data-path counters (posted by the worker once a second) and the
+          // main thread's timer lateness.
+          const metrics = await poll(async () => {
+            const m = await (await fetch(`http://${ns.nsIp}:${healthPort}/metrics`)).json();
+            return m?.loop ? m : null;
+          }, "/metrics with data-path counters");
+          assert.equal(typeof metrics.loop.Wakeups, "number");
+          const lag = await (await fetch(`http://${ns.nsIp}:${healthPort}/metrics/loop-lag`)).json();
+          assert.ok(lag.samples > 0 && lag.p99_ms >= 0, JSON.stringify(lag));
+
           // §4.9: addresses, MTU, TX queue length, policy rules and routes of the init.
           const link = ns.ip("-d", "link", "show", "tun-firezone");
           assert.match(link, /mtu 1280 /);
