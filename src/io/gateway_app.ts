@@ -30,7 +30,7 @@ import {
   parseIngressMessage,
 } from "../portal/messages.ts";
 import { type ChannelEvent, PhoenixChannel } from "../portal/phoenix_channel.ts";
-import { type TunnelControl, type TunnelEvent, type TunnelFactory } from "../portal/tunnel_control.ts";
+import type { TunnelControl, TunnelEvent, TunnelFactory } from "../portal/tunnel_control.ts";
 import { formatUserAgent, type OsInfo } from "../portal/user_agent.ts";
 import { randomBytes, type Rng } from "../rng.ts";
 import { resolveFirezoneId } from "./identity_store.ts";
