@@ -24,6 +24,14 @@
  * @module
  */
 
+import {
+  checksumAdd,
+  checksumFinish,
+  checksumFold,
+  pseudoHeaderSumIpv4,
+  pseudoHeaderSumIpv6,
+} from "./checksum.ts";
+
 /** Bytes of `struct virtio_net_hdr` (without `num_buffers`). */
 export const VIRTIO_NET_HDR_LEN = 10;
 /** `flags`: the L4 checksum is partial and must be completed (csumStart/csumOffset are valid). */
@@ -108,26 +116,11 @@ const TCP_PSH = 0x08;
 const TCP_CWR = 0x80;
 const TWO_32 = 4294967296;
 
-/** Sums `len` bytes at `off` as big-endian 16-bit words onto `acc` (not folded). */
-export function onesSum(buf: Uint8Array, off: number, len: number, acc: number): number {
-  let sum = acc;
-  const end = off + (len & ~1);
-  let i = off;
-  for (; i < end; i += 2) sum += (buf[i]! << 8) | buf[i + 1]!;
-  if (len & 1) sum += buf[i]! << 8;
-  return sum;
-}
-
-/** Folds a {@link onesSum} accumulator to 16 bits and complements it: the Internet checksum. */
-export function foldChecksum(acc: number): number {
-  let sum = acc;
-  while (sum > 0xffff) sum = (sum % 65536) + Math.floor(sum / 65536);
-  return ~sum & 0xffff;
-}
-
 /** The pseudo-header sum (not folded) of the IP packet at `ipOff` for an L4 length and protocol. */
 function pseudoHeaderSum(buf: Uint8Array, ipOff: number, v6: boolean, proto: number, l4Len: number): number {
-  return v6 ? onesSum(buf, ipOff + 8, 32, proto + l4Len) : onesSum(buf, ipOff + 12, 8, proto + l4Len);
+  return v6
+    ? pseudoHeaderSumIpv6(buf, ipOff + 8, ipOff + 24, proto, l4Len)
+    : pseudoHeaderSumIpv4(buf, ipOff + 12, ipOff + 16, proto, l4Len);
 }
 
 /**
@@ -234,7 +227,7 @@ export function gsoSplit(
       writeU16(buf, dst + 2, segLen);
       writeU16(buf, dst + 4, (ipId + k) & 0xffff);
       writeU16(buf, dst + 10, 0);
-      writeU16(buf, dst + 10, foldChecksum(onesSum(buf, dst, l4Off, 0)));
+      writeU16(buf, dst + 10, checksumFinish(checksumAdd(0, buf, dst, l4Off)));
     }
     if (proto === PROTO_TCP) {
       const seq = (seq0 + start) % TWO_32;
@@ -250,12 +243,12 @@ export function gsoSplit(
       writeU16(
         buf,
         l4 + 16,
-        foldChecksum(onesSum(buf, l4, l4Len, pseudoHeaderSum(buf, dst, v6, proto, l4Len))),
+        checksumFinish(checksumAdd(pseudoHeaderSum(buf, dst, v6, proto, l4Len), buf, l4, l4Len)),
       );
     } else {
       writeU16(buf, l4 + 4, l4Len);
       writeU16(buf, l4 + 6, 0);
-      const sum = foldChecksum(onesSum(buf, l4, l4Len, pseudoHeaderSum(buf, dst, v6, proto, l4Len)));
+      const sum = checksumFinish(checksumAdd(pseudoHeaderSum(buf, dst, v6, proto, l4Len), buf, l4, l4Len));
       writeU16(buf, l4 + 6, sum === 0 ? 0xffff : sum);
     }
   }
@@ -275,7 +268,7 @@ export function completeChecksum(
   csumOffset: number,
 ): boolean {
   if (csumStart + csumOffset + 2 > len) return false;
-  const sum = foldChecksum(onesSum(buf, off + csumStart, len - csumStart, 0));
+  const sum = checksumFinish(checksumAdd(0, buf, off + csumStart, len - csumStart));
   writeU16(buf, off + csumStart + csumOffset, sum === 0 ? 0xffff : sum);
   return true;
 }
@@ -434,12 +427,12 @@ export function tcpCoalesceHeader(
   } else {
     writeU16(buf, off + 2, totalLen);
     writeU16(buf, off + 10, 0);
-    writeU16(buf, off + 10, foldChecksum(onesSum(buf, off, 20, 0)));
+    writeU16(buf, off + 10, checksumFinish(checksumAdd(0, buf, off, 20)));
   }
   if (psh) buf[t + 13]! |= TCP_PSH;
   const l4Len = totalLen - first.ipHdrLen;
   // The partial checksum is the folded pseudo-header sum, not complemented.
-  writeU16(buf, t + 16, ~foldChecksum(pseudoHeaderSum(buf, off, first.v6, PROTO_TCP, l4Len)) & 0xffff);
+  writeU16(buf, t + 16, checksumFold(pseudoHeaderSum(buf, off, first.v6, PROTO_TCP, l4Len)));
   hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
   hdr.gsoType = first.v6 ? GsoType.TcpV6 : GsoType.TcpV4;
   hdr.hdrLen = first.hdrLen;
