@@ -6,6 +6,8 @@
  * @module
  */
 
+import { parseResolvConf as parseResolvConfText } from "../dns/resolv_conf.ts";
+
 import { osFromOsRelease, type OsInfo, parseOsRelease } from "../portal/user_agent.ts";
 
 /** OS facts for {@link formatUserAgent}; never throws (unknown parts become `Linux`/`Unknown`/null). */
@@ -33,14 +35,9 @@ export function readUptimeSeconds(): number | null {
   return Number.isFinite(v) ? Math.floor(v) : null;
 }
 
-/** `nameserver` addresses of a resolv.conf text, in order. */
+/** `nameserver` addresses of a resolv.conf text, in order (zone ids dropped). */
 export function parseResolvConf(text: string): string[] {
-  const out: string[] = [];
-  for (const line of text.split("\n")) {
-    const m = /^\s*nameserver\s+(\S+)/.exec(line);
-    if (m) out.push(m[1]!.replace(/%.*$/, ""));
-  }
-  return out;
+  return parseResolvConfText(text, { requireNameserver: false }).nameservers.map((ns) => ns.ip);
 }
 
 /**
