@@ -31,7 +31,7 @@ import { onShutdownSignal } from "./src/io/signals.ts";
 import { readHostname, readOsInfo } from "./src/io/system_info.ts";
 import { createTunnel } from "./src/io/tunnel_factory.ts";
 import { logger } from "./src/log.ts";
-import { buildLogFilter } from "./src/log_filter.ts";
+import { buildLogFilter, type LogFilterEnv, logFilterEnv } from "./src/log_filter.ts";
 import { CONNLIB_VERSION } from "./src/portal/user_agent.ts";
 
 /** Our version (deno.json). */
@@ -234,15 +234,9 @@ Like wg-quick, Address goes on the TUN device and every AllowedIPs network is ro
  * Standalone mode is run by hand more often than not, so it logs at INFO unless `RUST_LOG` or
  * `FZ_LOG` says otherwise (portal mode keeps upstream's errors-only default).
  */
-function standaloneLogFilter(env: Readonly<Record<string, string | undefined>>): {
-  RUST_LOG?: string;
-  FZ_LOG?: string;
-} {
+function standaloneLogFilter(env: Readonly<Record<string, string | undefined>>): LogFilterEnv {
   if (env.RUST_LOG === undefined && env.FZ_LOG === undefined) return { FZ_LOG: "info" };
-  const out: { RUST_LOG?: string; FZ_LOG?: string } = {};
-  if (env.RUST_LOG !== undefined) out.RUST_LOG = env.RUST_LOG;
-  if (env.FZ_LOG !== undefined) out.FZ_LOG = env.FZ_LOG;
-  return out;
+  return logFilterEnv(env);
 }
 
 /** Parses `argv` (without the program name) and runs; resolves with the exit code. */

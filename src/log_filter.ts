@@ -79,6 +79,17 @@ export function parseDirectives(text: string): { directives: Directive[]; invali
   return { directives, invalid };
 }
 
+/** The log filter variables of an environment (only those that are set). */
+export type LogFilterEnv = { RUST_LOG?: string; FZ_LOG?: string };
+
+/** Picks `RUST_LOG` and `FZ_LOG` out of `env` (for handing them to the packet worker). */
+export function logFilterEnv(env: Readonly<Record<string, string | undefined>>): LogFilterEnv {
+  const out: LogFilterEnv = {};
+  if (env.RUST_LOG !== undefined) out.RUST_LOG = env.RUST_LOG;
+  if (env.FZ_LOG !== undefined) out.FZ_LOG = env.FZ_LOG;
+  return out;
+}
+
 /**
  * Builds the filter from `FZ_LOG` (wins when set and non-empty) or `RUST_LOG`, after upstream's
  * fixed prefix.

@@ -7,7 +7,6 @@
  */
 
 import { parseResolvConf as parseResolvConfText } from "../dns/resolv_conf.ts";
-
 import { osFromOsRelease, type OsInfo, parseOsRelease } from "../portal/user_agent.ts";
 
 /** OS facts for {@link formatUserAgent}; never throws (unknown parts become `Linux`/`Unknown`/null). */

@@ -8,6 +8,7 @@
  */
 
 import { logger } from "../log.ts";
+import { logFilterEnv } from "../log_filter.ts";
 import type {
   AllowAccessMessage,
   AuthorizeFlowMessage,
@@ -53,7 +54,7 @@ export async function startWorkerTunnel(
     { mode: "gateway", privateKey: options.privateKey, validateChecksums: options.validateChecksums },
     {
       logFormat: extras.logFormat ?? options.logFormat ?? "human",
-      logFilter: logFilterFromEnv(),
+      logFilter: logFilterEnv(Deno.env.toObject()),
       offload: extras.offload ?? true,
     },
   );
@@ -259,13 +260,4 @@ export class WorkerTunnel implements TunnelControl {
     for (const p of this.#pending.values()) p.reject(error);
     this.#pending.clear();
   }
-}
-
-function logFilterFromEnv(): { RUST_LOG?: string; FZ_LOG?: string } {
-  const out: { RUST_LOG?: string; FZ_LOG?: string } = {};
-  const rust = Deno.env.get("RUST_LOG");
-  const fz = Deno.env.get("FZ_LOG");
-  if (rust !== undefined) out.RUST_LOG = rust;
-  if (fz !== undefined) out.FZ_LOG = fz;
-  return out;
 }
