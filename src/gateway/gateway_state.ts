@@ -18,8 +18,7 @@ import type { CryptoBackend } from "../crypto/backend.ts";
 import type { IceCredentials as AgentCredentials } from "../ice/agent.ts";
 import { logger } from "../log.ts";
 import { type CoreOut, CoreResult, type CoreTransmit, DropLayer, type PacketCore } from "../packet_core.ts";
-import type { P2pNode, RelayInfo } from "../p2p/node.ts";
-import { P2pNode as Node } from "../p2p/node.ts";
+import { P2pNode, type RelayInfo } from "../p2p/node.ts";
 import { PeerAddrView } from "../p2p/peer_addr.ts";
 import { NodeOut, P2pResult } from "../p2p/transmit.ts";
 import type {
@@ -33,7 +32,6 @@ import type {
   RelaysPresenceMessage,
   RequestConnectionMessage,
   ResourceDescription,
-  TurnRelay,
 } from "../portal/messages.ts";
 import type { AuthorizeFlowResult, RequestConnectionResult, TunnelEvent } from "../portal/tunnel_control.ts";
 import type { Rng } from "../rng.ts";
@@ -125,7 +123,7 @@ export class GatewayState implements PacketCore {
   constructor(options: GatewayStateOptions) {
     this.#rng = options.rng;
     this.#wallClock = options.wallClock;
-    this.node = options.node ?? new Node({
+    this.node = options.node ?? new P2pNode({
       role: "server",
       privateKey: options.privateKey,
       backend: options.backend,
@@ -625,13 +623,12 @@ function relayInfos(relays: InitMessage["relays"]): RelayInfo[] {
   const out: RelayInfo[] = [];
   for (const r of relays) {
     if (r.type !== "turn") continue; // STUN-only relays are accepted but unused (§2.6)
-    const t = r as TurnRelay;
     out.push({
-      id: t.id,
-      ...(t.addrV4 ? { v4: t.addrV4 } : {}),
-      ...(t.addrV6 ? { v6: t.addrV6 } : {}),
-      username: t.username,
-      password: t.password.expose(),
+      id: r.id,
+      ...(r.addrV4 ? { v4: r.addrV4 } : {}),
+      ...(r.addrV6 ? { v6: r.addrV6 } : {}),
+      username: r.username,
+      password: r.password.expose(),
     });
   }
   return out;
